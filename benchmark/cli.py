@@ -1,0 +1,63 @@
+"""The ``mmbench`` command line (typer + rich).
+
+Data (tables, JSON) goes to stdout, logs and progress bars to stderr. Exit codes: 0 ok, 1 a run
+failed, 2 usage or input error, 3 internal error. Known errors print one line, no traceback,
+unless ``MMBENCH_DEBUG=1``. Heavy imports (torch) happen inside the commands that train, so
+``mmbench --help`` and ``mmbench list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="mmbench",
+    help="Benchmark multimodal fusion methods under a fixed, fingerprinted protocol.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register_commands() -> None:
+    """Add every command module of ``mmbench.commands`` (each has ``register(app)``).
+
+    Command modules import only typer at import time; their heavy imports live inside the
+    command functions, so ``--help`` never imports torch.
+    """
+    import importlib
+    import pkgutil
+
+    import mmbench.commands as commands
+
+    modules = [
+        importlib.import_module(f"{commands.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(commands.__path__)
+        if not m.name.startswith("_")
+    ]
+    for module in sorted(modules, key=lambda m: getattr(m, "ORDER", 100)):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,86 @@
+"""Helpers shared by the command modules: output formats, error handling, option parsing."""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Iterator
+from enum import Enum
+from typing import Any
+
+import typer
+from mmbench.errors import EXIT_INTERNAL, MMBenchError, UsageError
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn known errors into one message on stderr and the documented exit code."""
+    from mmbench.console import debug_enabled, err_console
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except MMBenchError as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        err_console.print(
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+            "Set MMBENCH_DEBUG=1 to see the traceback and please report it."
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def split_csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def parse_seeds(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    seeds = []
+    for part in split_csv(value):
+        if "-" in part and part.replace("-", "").isdigit():
+            lo, hi = (int(x) for x in part.split("-", 1))
+            seeds.extend(range(lo, hi + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise UsageError(f"--seeds expects comma-separated non-negative integers, got {value!r}")
+    if not seeds:
+        raise UsageError("--seeds is empty")
+    return seeds
+
+
+def parse_encoders(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for v in values or []:
+        mod, sep, name = v.partition("=")
+        if not sep or not mod.strip() or not name.strip():
+            raise UsageError(f"--encoder expects MODALITY=NAME (e.g. text=hf-text), got {v!r}")
+        out[mod.strip()] = name.strip()
+    return out
+
+
+def resolve_fusions(value: str, registry: Any) -> list[str]:
+    names = split_csv(value)
+    if names == ["all"]:
+        return registry.names("fusion")
+    if not names:
+        raise UsageError("--fusion is empty")
+    for n in names:
+        registry.get("fusion", n)
+    return names

@@ -1,0 +1,240 @@
+"""The data model every dataset plugin produces and every fusion consumes.
+
+``MultimodalData`` holds named modalities, each made of one or more feature streams (for example
+``audio`` = ``V1`` 512 + ``V3`` 25 + ``V4`` 25), optional raw text still to be encoded, integer
+labels with class names, the dataset's own train/dev/test split, group ids (speaker, dialogue,
+session) and a content fingerprint. It is numpy-only so that loading and inspecting data never
+needs torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from mmbench.errors import DataError
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One feature stream of a modality: its name and feature width."""
+
+    name: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """Shape of one modality as a fusion sees it: its streams, concatenated in order."""
+
+    name: str
+    streams: tuple[StreamSpec, ...]
+    sequence: bool = False
+    max_len: int = 1
+
+    @property
+    def dim(self) -> int:
+        """Width of the modality tensor (all streams concatenated along the last axis)."""
+        return sum(s.dim for s in self.streams)
+
+    def stream_slices(self) -> dict[str, slice]:
+        """Column slice of each stream inside the concatenated modality tensor."""
+        out, start = {}, 0
+        for s in self.streams:
+            out[s.name] = slice(start, start + s.dim)
+            start += s.dim
+        return out
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Everything a fusion needs to build itself: modality shapes and the class count.
+
+    A batch handed to the model is ``dict[str, Tensor]`` keyed by modality name: ``[B, D]`` for
+    utterance-level modalities, ``[B, T, D]`` for sequences, the latter with a boolean
+    ``mask:<modality>`` entry of shape ``[B, T]`` (True where a time step is real).
+    """
+
+    modalities: tuple[ModalitySpec, ...]
+    num_classes: int
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.modalities]
+
+    def __getitem__(self, name: str) -> ModalitySpec:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(m.name == name for m in self.modalities)
+
+
+def mask_key(modality: str) -> str:
+    """Batch key of the time-step mask of a sequence modality."""
+    return f"mask:{modality}"
+
+
+@dataclass
+class MultimodalData:
+    """A labelled multimodal dataset with its own split.
+
+    Attributes:
+        name: dataset name (the plugin's registry name).
+        modalities: modality -> stream name -> float32 array ``[N, D]`` or ``[N, T, D]``.
+        labels: int64 array ``[N]`` of class indices into ``class_names``.
+        class_names: the class set, in label order.
+        splits: ``train``/``dev``/``test`` -> int64 sample indices; disjoint.
+        groups: group kind (``speaker``, ``dialogue``, ``session``) -> array ``[N]`` of group ids.
+        raw: modality -> list of raw strings still to be encoded (e.g. utterance text).
+        lengths: sequence modality -> int64 array ``[N]`` of real time steps.
+        ids: optional per-sample identifiers (utterance ids).
+        meta: free-form provenance (source file, split scheme, notes).
+    """
+
+    name: str
+    modalities: dict[str, dict[str, np.ndarray]]
+    labels: np.ndarray
+    class_names: list[str]
+    splits: dict[str, np.ndarray]
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+    raw: dict[str, list[str]] = field(default_factory=dict)
+    lengths: dict[str, np.ndarray] = field(default_factory=dict)
+    ids: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n(self) -> int:
+        return int(len(self.labels))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def modality_names(self) -> list[str]:
+        """All modalities: numeric ones in order, then raw-only ones."""
+        names = list(self.modalities)
+        names += [m for m in self.raw if m not in self.modalities]
+        return names
+
+    def input_spec(self) -> InputSpec:
+        """Shapes of the numeric modalities, for building a fusion model."""
+        mods = []
+        for name, streams in self.modalities.items():
+            first = next(iter(streams.values()))
+            seq = first.ndim == 3
+            mods.append(
+                ModalitySpec(
+                    name=name,
+                    streams=tuple(StreamSpec(s, int(a.shape[-1])) for s, a in streams.items()),
+                    sequence=seq,
+                    max_len=int(first.shape[1]) if seq else 1,
+                )
+            )
+        return InputSpec(modalities=tuple(mods), num_classes=self.num_classes)
+
+    def concatenated(self, modality: str) -> np.ndarray:
+        """The modality's streams concatenated along the feature axis (float32)."""
+        arrays = list(self.modalities[modality].values())
+        if len(arrays) == 1:
+            return np.ascontiguousarray(arrays[0], dtype=np.float32)
+        return np.concatenate(arrays, axis=-1).astype(np.float32, copy=False)
+
+    def split_counts(self) -> dict[str, int]:
+        return {s: int(len(self.splits.get(s, ()))) for s in SPLITS}
+
+    # ------------------------------------------------------------ fingerprint
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of features, labels, class names and split (first 16 hex digits)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.compute_fingerprint()
+        return self._fingerprint
+
+    def compute_fingerprint(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(self.class_names).encode())
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        for split in SPLITS:
+            h.update(split.encode())
+            h.update(np.ascontiguousarray(self.splits.get(split, []), dtype=np.int64).tobytes())
+        for mod in sorted(self.modalities):
+            for stream in self.modalities[mod]:
+                arr = np.ascontiguousarray(self.modalities[mod][stream], dtype=np.float32)
+                h.update(f"{mod}/{stream}{arr.shape}".encode())
+                h.update(arr.tobytes())
+        for mod in sorted(self.raw):
+            h.update(mod.encode())
+            h.update("\x1f".join(self.raw[mod]).encode())
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------- validation
+    def validate(self) -> MultimodalData:
+        """Check internal consistency; raise ``DataError`` naming what is wrong."""
+        src = self.meta.get("source", self.name)
+        n = self.n
+        if n == 0:
+            raise DataError("the dataset has no samples", path=src)
+        labels = np.asarray(self.labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError("labels must be a 1-D integer array", path=src)
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise DataError(
+                f"labels must lie in [0, {self.num_classes}) for classes {self.class_names}",
+                path=src,
+            )
+        if not self.modalities and not self.raw:
+            raise DataError("the dataset has no modalities", path=src)
+        for mod, streams in self.modalities.items():
+            if not streams:
+                raise DataError(f"modality {mod!r} has no feature streams", path=src)
+            arrays = list(streams.values())
+            if len({a.ndim for a in arrays}) > 1 or any(a.ndim not in (2, 3) for a in arrays):
+                raise DataError(
+                    f"streams of modality {mod!r} must all be 2-D [N, D] or all 3-D [N, T, D]",
+                    path=src,
+                )
+            if arrays[0].ndim == 3 and len({a.shape[1] for a in arrays}) > 1:
+                raise DataError(f"streams of modality {mod!r} disagree on their time axis", path=src)
+            for stream, arr in streams.items():
+                if arr.shape[0] != n:
+                    raise DataError(
+                        f"stream {mod}/{stream} has {arr.shape[0]} rows but there are {n} labels",
+                        path=src,
+                    )
+                if not np.isfinite(arr).all():
+                    bad = int(np.argwhere(~np.isfinite(arr.reshape(n, -1)))[0][0])
+                    raise DataError(f"stream {mod}/{stream} holds NaN or inf values", path=src, row=bad)
+        for mod, texts in self.raw.items():
+            if len(texts) != n:
+                raise DataError(f"raw modality {mod!r} has {len(texts)} rows, expected {n}", path=src)
+        seen = np.zeros(n, dtype=bool)
+        for split in SPLITS:
+            idx = np.asarray(self.splits.get(split, []), dtype=np.int64)
+            if len(idx) == 0:
+                raise DataError(f"the {split} split has no rows", path=src)
+            if idx.min() < 0 or idx.max() >= n:
+                raise DataError(f"the {split} split indexes rows outside the dataset", path=src)
+            if seen[idx].any() or len(np.unique(idx)) != len(idx):
+                raise DataError(f"the {split} split overlaps another split", path=src)
+            seen[idx] = True
+            self.splits[split] = idx
+        train_classes = set(np.unique(labels[self.splits["train"]]).tolist())
+        for split in ("dev", "test"):
+            missing = sorted(set(np.unique(labels[self.splits[split]]).tolist()) - train_classes)
+            if missing:
+                names = [self.class_names[i] for i in missing]
+                raise DataError(f"class(es) {names} occur in the {split} split but never in train", path=src)
+        for kind, g in self.groups.items():
+            if len(g) != n:
+                raise DataError(f"group ids {kind!r} have {len(g)} rows, expected {n}", path=src)
+        return self

@@ -1,0 +1,414 @@
+"""The protocol runner: dataset -> protocol -> encoders -> fusion -> trainer -> RunRecord.
+
+``prepare`` resolves the protocol and loads, checks and encodes the data once; ``run_one``
+trains one (fusion, seed) and writes its record; ``run_benchmark`` does the grid and returns
+per-fusion summaries (mean and std over seeds).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from mmbench.data import MultimodalData
+from mmbench.errors import DataError, RunFailed, UsageError
+from mmbench.protocol import fingerprint, load_protocol, params_tag
+from mmbench.records import (
+    SCHEMA_VERSION,
+    checkpoint_path,
+    record_path,
+    record_stem,
+    write_record,
+)
+
+SUMMARY_METRICS = ("accuracy", "weighted_f1", "macro_f1")
+
+
+class Reporter(Protocol):
+    """Where the runner sends progress (the CLI draws rich progress bars on stderr)."""
+
+    def log(self, message: str) -> None: ...
+    def run_started(self, label: str, max_epochs: int) -> None: ...
+    def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None: ...
+    def run_ended(self, label: str, record: dict[str, Any]) -> None: ...
+
+
+class SilentReporter:
+    def log(self, message: str) -> None:
+        pass
+
+    def run_started(self, label: str, max_epochs: int) -> None:
+        pass
+
+    def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None:
+        pass
+
+    def run_ended(self, label: str, record: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for (the CLI's options)."""
+
+    dataset: str = "synthetic"
+    fusions: list[str] = field(default_factory=lambda: ["cross_attention"])
+    seeds: list[int] | None = None
+    data_path: Path | None = None
+    protocol_file: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    encoders: dict[str, str] = field(default_factory=dict)
+    max_epochs: int | None = None
+    device: str = "auto"
+    out_dir: Path = Path("runs")
+    skip_existing: bool = False
+    precision: str = "auto"
+    save_checkpoints: bool = True
+
+
+@dataclass
+class Prepared:
+    """Data and protocol resolved once and shared by every (fusion, seed) run."""
+
+    request: RunRequest
+    protocol: dict[str, Any]
+    protocol_fingerprint: str
+    data: MultimodalData
+    encoders: dict[str, Any]
+    budget_cut: bool
+    registry: Any
+    duplicates: dict[str, Any]
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+    return name
+
+
+def data_path_for(request: RunRequest) -> Path | None:
+    """``--data`` or else ``MMBENCH_DATA``."""
+    if request.data_path is not None:
+        return Path(request.data_path)
+    env = os.environ.get("MMBENCH_DATA")
+    return Path(env) if env else None
+
+
+def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None) -> Prepared:
+    """Resolve the protocol, load and validate the data, guard against leaks, encode."""
+    from mmbench.encoding import encode_dataset
+    from mmbench.leakage import find_duplicates
+
+    reporter = reporter or SilentReporter()
+    ds_plugin = registry.create("dataset", request.dataset)
+    overrides = list(request.overrides)
+    overrides += [f"encoders.{m}={e}" for m, e in request.encoders.items()]
+    protocol = load_protocol(
+        request.dataset,
+        getattr(ds_plugin, "protocol_path", None),
+        request.protocol_file,
+        overrides,
+    )
+    protocol_max_epochs = protocol["train"]["max_epochs"]
+    budget_cut = False
+    if request.max_epochs is not None:
+        if request.max_epochs < 1:
+            raise UsageError(f"--max-epochs must be at least 1, got {request.max_epochs}")
+        budget_cut = request.max_epochs < protocol_max_epochs
+        protocol["train"]["max_epochs"] = request.max_epochs
+    if request.seeds is not None:
+        protocol["seeds"] = list(request.seeds)
+
+    path = data_path_for(request)
+    if path is not None and not path.exists():
+        raise DataError("file or folder does not exist", path=path)
+    options = dict(protocol["data"])
+    allow_duplicates = bool(options.pop("allow_duplicates", False))
+    if protocol.get("classes") is not None:
+        options["classes"] = protocol["classes"]
+    t0 = time.perf_counter()
+    data = ds_plugin.load(path, options)
+    data.validate()
+    reporter.log(
+        f"loaded {request.dataset}: {data.n} samples, {data.num_classes} classes, "
+        f"modalities {', '.join(data.modality_names)} ({time.perf_counter() - t0:.1f}s)"
+    )
+    report = find_duplicates(data)
+    if report.total and not allow_duplicates:
+        raise DataError(
+            f"{report.describe()}. Identical rows in two splits usually mean the data was "
+            "over-sampled or augmented before splitting, which leaks test rows into training. "
+            "Fix the data, or accept it with --set data.allow_duplicates=true "
+            "(recorded in the protocol).",
+            path=data.meta.get("source", request.dataset),
+        )
+    if report.total:
+        reporter.log(f"warning: {report.describe()} (allowed by data.allow_duplicates)")
+    encoded, encoders = encode_dataset(data, protocol, registry, log=reporter.log)
+    protocol.setdefault("split", data.meta.get("split_scheme", "dataset"))
+    return Prepared(
+        request=request,
+        protocol=protocol,
+        protocol_fingerprint=fingerprint(protocol),
+        data=encoded,
+        encoders=encoders,
+        budget_cut=budget_cut,
+        registry=registry,
+        duplicates={"across_splits": report.pairs, "within_splits": report.within},
+    )
+
+
+def fusion_params(plugin: Any, protocol_fusion: dict[str, Any], names: list[str]) -> dict:
+    """Protocol ``fusion.*`` overrides restricted to the keys this fusion knows.
+
+    With several fusions in one run, ``--set fusion.modality=audio`` applies to the fusions that
+    have that parameter; a key that no requested fusion knows is an error (caught by the caller).
+    """
+    known = {k: v for k, v in protocol_fusion.items() if k in plugin.default_params}
+    if len(names) == 1:
+        known = dict(protocol_fusion)
+    return plugin.resolve_params(known)
+
+
+def _peak_memory_bytes(device: str) -> int:
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated())
+    # ru_maxrss is in KiB on Linux: the process's peak resident memory.
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def run_one(
+    prep: Prepared,
+    fusion: str,
+    seed: int,
+    device: str,
+    reporter: Reporter | None = None,
+    tensors: dict | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one (fusion, seed); write and return its RunRecord."""
+    import torch
+    from mmbench.environment import environment
+    from mmbench.metrics import classification_metrics
+    from mmbench.registry.manager import call_lifecycle
+    from mmbench.tensors import split_tensors
+    from mmbench.trainer import Trainer, TrainingDiverged
+
+    reporter = reporter or SilentReporter()
+    registry, protocol, data = prep.registry, prep.protocol, prep.data
+    plugin = registry.create("fusion", fusion)
+    params = fusion_params(plugin, protocol["fusion"], prep.request.fusions)
+    spec = data.input_spec()
+    plugin.validate(spec, params)
+    tag = params_tag({"fusion": params, "encoders": {m: e["identity"] for m, e in prep.encoders.items()}})
+    stem = record_stem(data.name, fusion, prep.protocol_fingerprint, tag, seed)
+    out_file = record_path(prep.request.out_dir, stem)
+    if prep.request.skip_existing and out_file.exists():
+        from mmbench.records import load_records
+
+        existing = [r for r in load_records(out_file.parent) if r["_path"] == str(out_file)]
+        if existing:
+            reporter.log(f"skip {fusion} seed {seed}: record exists ({out_file.name})")
+            return existing[0]
+
+    dev_t = torch.device(device)
+    if tensors is None:
+        tensors = {s: split_tensors(data, s, dev_t) for s in ("train", "dev", "test")}
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    model = plugin.build(spec, params)
+    n_params = sum(p.numel() for p in model.parameters())
+    run_info = {
+        "dataset": data.name,
+        "fusion": fusion,
+        "seed": seed,
+        "protocol": protocol,
+        "protocol_fingerprint": prep.protocol_fingerprint,
+    }
+    call_lifecycle("mmbench_run_start", run=run_info)
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        reporter.epoch_ended(epoch, logs)
+        call_lifecycle("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
+
+    if dev_t.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev_t)
+    trainer = Trainer(
+        model,
+        protocol["train"],
+        protocol["metric"],
+        data.num_classes,
+        dev_t,
+        precision=prep.request.precision,
+        on_epoch_end=on_epoch,
+        modalities=spec.names,
+    )
+    reporter.run_started(f"{fusion} seed {seed}", protocol["train"]["max_epochs"])
+    status, failure = "ok", None
+    try:
+        fit = trainer.fit(tensors["train"], tensors["dev"], seed)
+    except TrainingDiverged as exc:
+        status, failure = "failed", {"reason": str(exc), "epoch": exc.epoch}
+        fit = None
+
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "dataset": data.name,
+        "fusion": fusion,
+        "fusion_params": params,
+        "params_tag": tag,
+        "encoders": prep.encoders,
+        "seed": seed,
+        "protocol": protocol,
+        "protocol_fingerprint": prep.protocol_fingerprint,
+        "dataset_fingerprint": data.fingerprint,
+        "budget_cut": prep.budget_cut,
+        "class_names": data.class_names,
+        "n_train": len(tensors["train"]),
+        "n_dev": len(tensors["dev"]),
+        "n_test": len(tensors["test"]),
+        "duplicates": prep.duplicates,
+        "environment": environment(device, [p.as_dict() for p in registry.plugins if p.error is None]),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    predictions: dict[str, Any] = {"ids": None, "y_true": [], "y_pred": []}
+    if fit is None:
+        record.update(
+            {
+                "metrics": {},
+                "best_epoch": None,
+                "history": [],
+                "failure": failure,
+                "efficiency": {"params": n_params},
+            }
+        )
+    else:
+        dev_pred = trainer.predict(tensors["dev"])
+        # The test split is evaluated exactly once, with the best-dev checkpoint.
+        t0 = time.perf_counter()
+        test_logits = trainer.predict_logits(tensors["test"])
+        if dev_t.type == "cuda":
+            torch.cuda.synchronize(dev_t)
+        infer_s = time.perf_counter() - t0
+        test_pred = test_logits.argmax(dim=1).cpu().numpy()
+        dev_true = tensors["dev"].labels.cpu().numpy()
+        test_true = tensors["test"].labels.cpu().numpy()
+        record.update(
+            {
+                "metrics": {
+                    "dev": classification_metrics(dev_true, dev_pred, data.class_names),
+                    "test": classification_metrics(test_true, test_pred, data.class_names),
+                },
+                "best_epoch": fit.best_epoch,
+                "epochs_run": fit.epochs_run,
+                "stopped_early": fit.stopped_early,
+                "history": fit.history,
+                "efficiency": {
+                    "params": n_params,
+                    "train_seconds": round(fit.train_seconds, 4),
+                    "train_samples_per_second": round(fit.samples_per_second, 2),
+                    "peak_memory_bytes": _peak_memory_bytes(device),
+                    "inference_ms_per_sample": round(1000 * infer_s / max(len(test_pred), 1), 5),
+                },
+            }
+        )
+        test_idx = data.splits["test"]
+        predictions = {
+            "ids": [data.ids[i] for i in test_idx] if data.ids else test_idx.tolist(),
+            "y_true": test_true.tolist(),
+            "y_pred": test_pred.tolist(),
+            "probabilities": np.round(torch.softmax(test_logits, dim=1).cpu().numpy(), 6).tolist(),
+        }
+    if fit is not None and prep.request.save_checkpoints:
+        record["checkpoint_file"] = save_checkpoint(
+            record_path(prep.request.out_dir, stem), trainer.model
+        ).name
+    path = write_record(prep.request.out_dir, stem, record, predictions)
+    record["_path"] = str(path)
+    call_lifecycle("mmbench_run_end", run=run_info, record=record)
+    reporter.run_ended(f"{fusion} seed {seed}", record)
+    return record
+
+
+def save_checkpoint(record_file: Path, model: Any) -> Path:
+    """Best-dev weights beside the record, as safetensors (no pickle), written atomically."""
+    from mmbench.records import atomic_write_bytes
+    from safetensors.torch import save
+
+    path = checkpoint_path(record_file)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save(state))
+    return path
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fusion: n, and mean/std (sample std, ddof=1; 0 for one seed) of test metrics."""
+    by_fusion: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_fusion.setdefault(rec["fusion"], []).append(rec)
+    out = []
+    for fusion, recs in by_fusion.items():
+        ok = [r for r in recs if r.get("status") == "ok"]
+        row: dict[str, Any] = {
+            "fusion": fusion,
+            "n_seeds": len(ok),
+            "failed_seeds": [r["seed"] for r in recs if r.get("status") != "ok"],
+            "seeds": [r["seed"] for r in ok],
+            "test": {},
+            "dev": {},
+            "records": [r.get("_path") for r in recs],
+        }
+        for split in ("test", "dev"):
+            for metric in SUMMARY_METRICS:
+                values = np.array([r["metrics"][split][metric] for r in ok], dtype=float)
+                row[split][metric] = {
+                    "mean": float(values.mean()) if len(values) else None,
+                    "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                }
+        out.append(row)
+    return out
+
+
+def run_benchmark(
+    request: RunRequest, registry: Any, reporter: Reporter | None = None
+) -> tuple[Prepared, list[dict[str, Any]]]:
+    """Run every (fusion, seed) of the request; return the prepared state and the records."""
+    import torch
+    from mmbench.tensors import split_tensors
+
+    reporter = reporter or SilentReporter()
+    device = resolve_device(request.device)
+    for name in request.fusions:
+        registry.get("fusion", name)  # unknown names fail before any data is loaded
+    prep = prepare(request, registry, reporter)
+    plugins = {f: registry.create("fusion", f) for f in request.fusions}
+    unknown = [k for k in prep.protocol["fusion"] if not any(k in p.default_params for p in plugins.values())]
+    if unknown:
+        raise UsageError(f"--set fusion.{unknown[0]}: no requested fusion has a parameter {unknown[0]!r}")
+    dev_t = torch.device(device)
+    tensors = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
+    records = []
+    for fusion in request.fusions:
+        for seed in prep.protocol["seeds"]:
+            records.append(run_one(prep, fusion, seed, device, reporter, tensors))
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed and len(failed) == len(records):
+        raise RunFailed(
+            "every run failed: "
+            + "; ".join(f"{r['fusion']} seed {r['seed']}: {r['failure']['reason']}" for r in failed)
+        )
+    return prep, records

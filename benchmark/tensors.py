@@ -1,0 +1,57 @@
+"""Whole splits as tensors on the device; batches are index slices, not per-item objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from mmbench.data import MultimodalData, mask_key
+from torch import Tensor
+
+
+@dataclass
+class TensorSplit:
+    """One split's inputs (``modality -> tensor``, plus masks of sequences) and labels."""
+
+    inputs: dict[str, Tensor]
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def slice(self, start: int, stop: int) -> dict[str, Tensor]:
+        return {k: v[start:stop] for k, v in self.inputs.items()}
+
+    def take(self, index: Tensor) -> TensorSplit:
+        """A new split holding the rows ``index`` (one gather per tensor)."""
+        return TensorSplit(
+            {k: v.index_select(0, index) for k, v in self.inputs.items()},
+            self.labels.index_select(0, index),
+        )
+
+    def to(self, device: torch.device | str, pin: bool = False) -> TensorSplit:
+        def move(t: Tensor) -> Tensor:
+            if pin and t.device.type == "cpu":
+                t = t.pin_memory()
+            return t.to(device, non_blocking=pin)
+
+        return TensorSplit({k: move(v) for k, v in self.inputs.items()}, move(self.labels))
+
+
+def split_tensors(data: MultimodalData, split: str, device: torch.device | str) -> TensorSplit:
+    """The rows of ``split`` as float32 tensors (sequence modalities get a bool mask)."""
+    idx = data.splits[split]
+    inputs: dict[str, Tensor] = {}
+    for modality in data.modalities:
+        arr = data.concatenated(modality)[idx]
+        inputs[modality] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        if arr.ndim == 3:
+            lengths = data.lengths.get(modality)
+            if lengths is None:
+                lengths = np.full(len(data.labels), arr.shape[1])
+            steps = np.arange(arr.shape[1])[None, :]
+            inputs[mask_key(modality)] = torch.from_numpy(steps < lengths[idx][:, None])
+    labels = torch.from_numpy(np.asarray(data.labels[idx], dtype=np.int64))
+    pin = torch.device(device).type == "cuda"
+    return TensorSplit(inputs, labels).to(device, pin=pin)

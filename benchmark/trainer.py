@@ -1,0 +1,234 @@
+"""The trainer: AdamW, ReduceLROnPlateau, early stopping on the dev metric, test never seen.
+
+Protocol rules enforced here:
+* class weights and over-sampling are computed from the train split only;
+* the checkpoint is selected on the dev split's primary metric (best epoch, patience);
+* the trainer never receives the test split; the runner evaluates test once, afterwards.
+
+Speed: whole splits are tensors on the device, an epoch permutes them once (one gather) and
+batches are contiguous slices. The running loss stays on the device and is checked for NaN/inf
+once per epoch, so CUDA steps never wait for the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from mmbench.losses import inverse_frequency_weights, make_loss
+from mmbench.metrics import primary_score
+from mmbench.tensors import TensorSplit
+from torch import Tensor, nn
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingDiverged(Exception):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(f"training loss became {loss} in epoch {epoch}")
+        self.epoch, self.loss = epoch, loss
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_dev_score: float
+    history: list[dict[str, float]]
+    train_seconds: float
+    step_seconds: float
+    samples_seen: int
+    epochs_run: int
+    stopped_early: bool
+    best_state: dict[str, Tensor] = field(repr=False, default_factory=dict)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_seen / self.step_seconds if self.step_seconds > 0 else 0.0
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """Mixed-precision dtype: bf16 on CUDA when supported, else fp16; none on CPU unless asked."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+class Trainer:
+    """Fits a fusion model on train with dev-only model selection."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_cfg: dict[str, Any],
+        metric: str,
+        num_classes: int,
+        device: torch.device,
+        precision: str = "auto",
+        on_epoch_end: EpochCallback | None = None,
+        modalities: list[str] | None = None,
+    ) -> None:
+        self.model = model.to(device)
+        self.cfg = train_cfg
+        self.metric = metric
+        self.num_classes = num_classes
+        self.device = device
+        self.amp_dtype = autocast_dtype(device, precision)
+        self.on_epoch_end = on_epoch_end
+        self.modalities = modalities or []
+        self.eval_batch_size = max(1024, int(train_cfg["batch_size"]))
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _epoch_order(self, labels: Tensor, generator: torch.Generator) -> Tensor:
+        n = labels.shape[0]
+        if self.cfg["imbalance"] == "oversample":
+            # Sample train rows with probability inversely proportional to their class size.
+            counts = torch.bincount(labels.cpu(), minlength=self.num_classes).double()
+            w = (1.0 / counts.clamp_min(1))[labels.cpu()]
+            return torch.multinomial(w, n, replacement=True, generator=generator)
+        return torch.randperm(n, generator=generator)
+
+    def _modality_dropout(self, batch: dict[str, Tensor], generator: torch.Generator) -> None:
+        p = float(self.cfg.get("modality_dropout", 0.0))
+        if p <= 0 or len(self.modalities) < 2:
+            return
+        b = next(iter(batch.values())).shape[0]
+        drop = torch.rand(b, generator=generator) < p
+        which = torch.randint(len(self.modalities), (b,), generator=generator)
+        for i, m in enumerate(self.modalities):
+            zero = (drop & (which == i)).to(self.device)
+            keep = (~zero).to(batch[m].dtype).view(-1, *([1] * (batch[m].dim() - 1)))
+            batch[m] = batch[m] * keep
+
+    @torch.inference_mode()
+    def predict_logits(self, split: TensorSplit) -> Tensor:
+        """Logits for a whole split in large batches (eval mode, no autograd)."""
+        self.model.eval()
+        out = []
+        for start in range(0, len(split), self.eval_batch_size):
+            with self._autocast():
+                out.append(self.model(split.slice(start, start + self.eval_batch_size)).float())
+        return torch.cat(out) if out else torch.empty(0, self.num_classes)
+
+    def predict(self, split: TensorSplit) -> np.ndarray:
+        return self.predict_logits(split).argmax(dim=1).cpu().numpy()
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, train: TensorSplit, dev: TensorSplit, seed: int) -> FitResult:
+        cfg = self.cfg
+        generator = torch.Generator().manual_seed(seed)
+        weights = None
+        if cfg["imbalance"] == "class_weights":
+            weights = inverse_frequency_weights(train.labels.cpu(), self.num_classes).to(self.device)
+        criterion = make_loss(cfg["loss"], float(cfg["focal_gamma"]), weights).to(self.device)
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
+        )
+        scheduler = None
+        if cfg["scheduler"] == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer,
+                mode="max",
+                factor=float(cfg["scheduler_factor"]),
+                patience=int(cfg["scheduler_patience"]),
+            )
+        scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        batch_size, accum = int(cfg["batch_size"]), int(cfg["grad_accum"])
+        clip = float(cfg["grad_clip"])
+        dev_labels = dev.labels.cpu().numpy()
+
+        best_score, best_epoch, bad_epochs = -math.inf, 0, 0
+        best_state: dict[str, Tensor] = {}
+        history: list[dict[str, float]] = []
+        samples_seen, step_seconds = 0, 0.0
+        fit_start = time.perf_counter()
+        stopped_early = False
+        epoch = 0
+        for epoch in range(1, int(cfg["max_epochs"]) + 1):
+            self.model.train()
+            t0 = time.perf_counter()
+            order = self._epoch_order(train.labels, generator).to(train.labels.device)
+            epoch_data = train.take(order)
+            n = len(epoch_data)
+            # BatchNorm cannot train on a batch of one: drop a trailing single row.
+            stop = n - 1 if n % batch_size == 1 and n > 1 else n
+            running = torch.zeros((), device=self.device)
+            steps = 0
+            optimizer.zero_grad(set_to_none=True)
+            for i, start in enumerate(range(0, stop, batch_size)):
+                batch = epoch_data.slice(start, min(start + batch_size, stop))
+                target = epoch_data.labels[start : min(start + batch_size, stop)]
+                self._modality_dropout(batch, generator)
+                with self._autocast():
+                    loss = criterion(self.model(batch).float(), target)
+                scaler.scale(loss / accum).backward()
+                running += loss.detach()
+                steps += 1
+                if (i + 1) % accum == 0 or start + batch_size >= stop:
+                    if clip > 0:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            step_seconds += time.perf_counter() - t0
+            samples_seen += stop
+            train_loss = float(running) / max(steps, 1)
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(epoch, train_loss)
+
+            dev_pred = self.predict(dev)
+            dev_score = primary_score(dev_labels, dev_pred, self.num_classes, self.metric)
+            lr = optimizer.param_groups[0]["lr"]
+            if scheduler is not None:
+                scheduler.step(dev_score)
+            logs = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                f"dev_{self.metric}": dev_score,
+                "lr": lr,
+            }
+            history.append(logs)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(epoch, logs)
+            if dev_score > best_score:
+                best_score, best_epoch, bad_epochs = dev_score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs > int(cfg["patience"]):
+                    stopped_early = True
+                    break
+        if best_state:
+            self.model.load_state_dict(best_state)
+        return FitResult(
+            best_epoch=best_epoch,
+            best_dev_score=best_score,
+            history=history,
+            train_seconds=time.perf_counter() - fit_start,
+            step_seconds=step_seconds,
+            samples_seen=samples_seen,
+            epochs_run=epoch,
+            stopped_early=stopped_early,
+            best_state=best_state,
+        )

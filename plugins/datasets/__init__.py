@@ -1,0 +1,14 @@
+"""Built-in dataset plugins (registered lazily: nothing is imported until a dataset is loaded)."""
+
+from mmbench.registry import Registry, hookimpl
+
+_PKG = "mmbench.plugins.datasets"
+
+
+@hookimpl
+def mmbench_register_datasets(registry: Registry) -> None:
+    registry.add_dataset(
+        "synthetic",
+        f"{_PKG}.synthetic:SyntheticDataset",
+        "Embedded IEMOCAP-shaped generator with redundant/unique/synergy/mixed presets",
+    )

@@ -1,0 +1,60 @@
+"""``late``: late fusion. One classifier per modality; their logits are combined by a plain mean
+(``combine: mean``) or by learned, softmax-normalised modality weights (``combine: learned``).
+Because the combined logit is a sum of per-modality functions, late fusion cannot represent an
+interaction between modalities (the synthetic ``synergy`` preset shows this)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmbench.contracts import FusionPlugin
+from mmbench.data import InputSpec
+from mmbench.errors import UsageError
+from mmbench.plugins.fusions.layers import Projection, check_modalities, pooled
+from torch import Tensor, nn
+
+
+class LateModel(nn.Module):
+    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+        super().__init__()
+        self.names = check_modalities(spec, params["modalities"])
+        self.classifiers = nn.ModuleDict(
+            {
+                m: nn.Sequential(
+                    Projection(spec[m].dim, params["hidden"], params["dropout"]),
+                    nn.Linear(params["hidden"], spec.num_classes),
+                )
+                for m in self.names
+            }
+        )
+        self.learned = params["combine"] == "learned"
+        self.weight_logits = nn.Parameter(torch.zeros(len(self.names))) if self.learned else None
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        logits = torch.stack([self.classifiers[m](pooled(batch, m)) for m in self.names], dim=0)
+        if self.weight_logits is None:
+            return logits.mean(dim=0)
+        w = torch.softmax(self.weight_logits, dim=0).to(logits.dtype)
+        return torch.einsum("m,mbc->bc", w, logits)
+
+
+class LateFusion(FusionPlugin):
+    """Per-modality classifiers whose logits are averaged or weighted."""
+
+    default_params = {"hidden": 256, "dropout": 0.3, "combine": "mean", "modalities": None}
+
+    def search_space(self, trial: Any) -> dict[str, Any]:
+        return {
+            "hidden": trial.suggest_categorical("hidden", [128, 256, 512]),
+            "dropout": trial.suggest_float("dropout", 0.1, 0.5),
+            "combine": trial.suggest_categorical("combine", ["mean", "learned"]),
+        }
+
+    def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
+        if params["combine"] not in ("mean", "learned"):
+            raise UsageError(f"fusion.combine must be 'mean' or 'learned', got {params['combine']!r}")
+        check_modalities(spec, params["modalities"])
+
+    def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
+        return LateModel(spec, params)

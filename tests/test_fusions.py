@@ -1,0 +1,150 @@
+"""Built-in fusions: shapes, gradients, the degenerate attention identity, sequences."""
+
+import pytest
+import torch
+from mmbench.data import InputSpec, ModalitySpec, StreamSpec, mask_key
+from mmbench.errors import UsageError
+from mmbench.registry.manager import build_registry
+
+REGISTRY, _ = build_registry()
+FUSIONS = ["cross_attention", "concat", "late", "unimodal"]
+
+
+def spec(sequence: bool = False, t: int = 1) -> InputSpec:
+    return InputSpec(
+        modalities=(
+            ModalitySpec("text", (StreamSpec("text", 32),), sequence, t),
+            ModalitySpec(
+                "audio", (StreamSpec("V1", 24), StreamSpec("V3", 5), StreamSpec("V4", 5)), sequence, t
+            ),
+            ModalitySpec("visual", (StreamSpec("V1", 16),), sequence, t),
+        ),
+        num_classes=6,
+    )
+
+
+def batch(s: InputSpec, b: int = 8, t: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for m in s.modalities:
+        if t:
+            out[m.name] = torch.randn(b, t, m.dim, generator=g)
+            mask = torch.ones(b, t, dtype=torch.bool)
+            mask[0, t // 2 :] = False
+            out[mask_key(m.name)] = mask
+        else:
+            out[m.name] = torch.randn(b, m.dim, generator=g)
+    return out
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_forward_shape_and_gradients(name):
+    plugin = REGISTRY.create("fusion", name)
+    s = spec()
+    params = plugin.resolve_params()
+    plugin.validate(s, params)
+    torch.manual_seed(0)
+    model = plugin.build(s, params)
+    x = batch(s)
+    for v in x.values():
+        v.requires_grad_(True)
+    logits = model(x)
+    assert logits.shape == (8, 6)
+    logits.sum().backward()
+    used = ["text"] if name == "unimodal" else ["text", "audio", "visual"]
+    for m in used:
+        assert x[m].grad is not None and x[m].grad.abs().sum() > 0, m
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_sequences_with_masks(name):
+    plugin = REGISTRY.create("fusion", name)
+    s = spec(sequence=True, t=5)
+    torch.manual_seed(0)
+    model = plugin.build(s, plugin.resolve_params()).eval()
+    x = batch(s, t=5)
+    out = model(x)
+    assert out.shape == (8, 6)
+    # Padded steps must not influence the output.
+    x2 = {k: v.clone() for k, v in x.items()}
+    for m in s.names:
+        x2[m][0, 3:] = 1e3
+    assert torch.allclose(model(x2)[0], out[0], atol=1e-4)
+
+
+def test_cross_attention_reference_widths():
+    from mmbench.plugins.fusions.cross_attention import CrossAttentionModel
+
+    real = InputSpec(
+        (
+            ModalitySpec("text", (StreamSpec("text", 768),)),
+            ModalitySpec("audio", (StreamSpec("V1", 512), StreamSpec("V3", 25), StreamSpec("V4", 25))),
+            ModalitySpec("visual", (StreamSpec("V1", 512),)),
+        ),
+        8,
+    )
+    model = CrossAttentionModel(real, REGISTRY.create("fusion", "cross_attention").default_params)
+    assert model.query_branch.linear.weight.shape == (512, 768)
+    audio = model.context_branches["audio"]
+    assert audio.main.linear.weight.shape == (256, 512)
+    assert audio.aux.linear.weight.shape == (128, 50)
+    assert audio.combine.linear.weight.shape == (256, 384)
+    assert model.context_branches["visual"].main.linear.weight.shape == (256, 512)
+    assert model.attention["audio"].mha.num_heads == 8
+    assert model.fuse[0].weight.shape == (512, 1024)
+    assert model.classifier[0].weight.shape == (256, 512)
+    assert model.classifier[-1].weight.shape == (8, 256)
+
+
+def test_degenerate_attention_equals_full_attention():
+    """With one key, the shortcut must give exactly what nn.MultiheadAttention computes."""
+    from mmbench.plugins.fusions.cross_attention import GuidedAttention
+
+    torch.manual_seed(0)
+    att = GuidedAttention(64, 32, 8, 0.0).eval()
+    q, c = torch.randn(4, 64), torch.randn(4, 32)
+    full, _ = att.mha(q[:, None], c[:, None], c[:, None], need_weights=False)
+    assert torch.allclose(att(q, c, None), full[:, 0], atol=1e-6)
+    # ... and the query has no influence at all.
+    assert torch.allclose(att(torch.randn(4, 64), c, None), att(q, c, None))
+
+
+def test_unimodal_choice_and_errors():
+    plugin = REGISTRY.create("fusion", "unimodal")
+    s = spec()
+    model = plugin.build(s, plugin.resolve_params({"modality": "audio"}))
+    assert model.modality == "audio"
+    with pytest.raises(UsageError, match="choose one of"):
+        plugin.validate(s, plugin.resolve_params({"modality": "smell"}))
+    with pytest.raises(UsageError, match="unknown parameter"):
+        plugin.resolve_params({"nope": 1})
+
+
+def test_late_learned_weights():
+    plugin = REGISTRY.create("fusion", "late")
+    model = plugin.build(spec(), plugin.resolve_params({"combine": "learned"}))
+    assert model.weight_logits.shape == (3,)
+    model(batch(spec())).sum().backward()
+    assert model.weight_logits.grad is not None
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_search_space_with_fixed_trial(name):
+    import optuna
+
+    plugin = REGISTRY.create("fusion", name)
+    trial = optuna.trial.FixedTrial(
+        {
+            "d_model": 256,
+            "heads": 4,
+            "classifier_hidden": 128,
+            "dropout": 0.2,
+            "proj_dim": 128,
+            "hidden": 128,
+            "combine": "learned",
+        }
+    )
+    space = plugin.search_space(trial)
+    params = plugin.resolve_params(space)
+    plugin.validate(spec(), params)
+    assert plugin.build(spec(), params)(batch(spec())).shape == (8, 6)

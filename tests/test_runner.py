@@ -1,0 +1,139 @@
+"""End-to-end runs: records, determinism, options, and the preset behaviour the design promises."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mmbench.errors import DataError, UsageError
+from mmbench.records import load_records
+from mmbench.registry.manager import build_registry
+from mmbench.runner import RunRequest, run_benchmark, summarize
+
+REGISTRY, _ = build_registry()
+SMALL = ["data.n_samples=1200"]
+
+RECORD_KEYS = {
+    "schema_version",
+    "dataset",
+    "fusion",
+    "encoders",
+    "seed",
+    "protocol",
+    "protocol_fingerprint",
+    "dataset_fingerprint",
+    "metrics",
+    "best_epoch",
+    "history",
+    "efficiency",
+    "n_train",
+    "n_dev",
+    "n_test",
+    "environment",
+    "created_at",
+}
+
+
+def run(tmp_path, **kw):
+    req = RunRequest(out_dir=tmp_path / "runs", device="cpu", **kw)
+    return run_benchmark(req, REGISTRY)
+
+
+def test_record_contents(tmp_path):
+    prep, records = run(tmp_path, fusions=["concat"], seeds=[0], max_epochs=2, overrides=SMALL)
+    rec = records[0]
+    assert set(rec) >= RECORD_KEYS
+    for split in ("dev", "test"):
+        assert {"accuracy", "weighted_f1", "macro_f1", "per_class", "confusion_matrix"} <= set(
+            rec["metrics"][split]
+        )
+    assert set(rec["efficiency"]) >= {
+        "params",
+        "train_seconds",
+        "train_samples_per_second",
+        "peak_memory_bytes",
+        "inference_ms_per_sample",
+    }
+    assert rec["n_train"] + rec["n_dev"] + rec["n_test"] == 1200
+    assert rec["budget_cut"] is True and rec["protocol"]["train"]["max_epochs"] == 2
+    assert len(rec["history"]) == 2
+    on_disk = json.loads(Path(rec["_path"]).read_text())
+    assert on_disk["metrics"] == rec["metrics"]
+    preds = json.loads((Path(rec["_path"]).parent / on_disk["predictions_file"]).read_text())
+    assert len(preds["y_pred"]) == rec["n_test"]
+    cm = np.array(rec["metrics"]["test"]["confusion_matrix"])
+    assert cm.sum() == rec["n_test"]
+    assert (np.array(preds["y_true"]) == np.array(preds["y_pred"])).mean() == pytest.approx(
+        rec["metrics"]["test"]["accuracy"]
+    )
+    assert (Path(rec["_path"]).parent / on_disk["checkpoint_file"]).exists()
+
+
+def test_same_seed_same_metrics(tmp_path):
+    _, a = run(tmp_path / "a", fusions=["cross_attention"], seeds=[3], max_epochs=3, overrides=SMALL)
+    _, b = run(tmp_path / "b", fusions=["cross_attention"], seeds=[3], max_epochs=3, overrides=SMALL)
+    assert a[0]["metrics"] == b[0]["metrics"]
+    assert [h["train_loss"] for h in a[0]["history"]] == [h["train_loss"] for h in b[0]["history"]]
+    _, c = run(tmp_path / "c", fusions=["cross_attention"], seeds=[4], max_epochs=3, overrides=SMALL)
+    assert [h["train_loss"] for h in c[0]["history"]] != [h["train_loss"] for h in a[0]["history"]]
+
+
+def test_seeds_and_summary(tmp_path):
+    _, records = run(tmp_path, fusions=["late", "unimodal"], seeds=[0, 1], max_epochs=1, overrides=SMALL)
+    assert [(r["fusion"], r["seed"]) for r in records] == [
+        ("late", 0),
+        ("late", 1),
+        ("unimodal", 0),
+        ("unimodal", 1),
+    ]
+    summary = {s["fusion"]: s for s in summarize(records)}
+    vals = [r["metrics"]["test"]["accuracy"] for r in records if r["fusion"] == "late"]
+    assert summary["late"]["test"]["accuracy"]["mean"] == pytest.approx(np.mean(vals))
+    assert summary["late"]["test"]["accuracy"]["std"] == pytest.approx(np.std(vals, ddof=1))
+    assert len(load_records(tmp_path / "runs")) == 4
+
+
+def test_fusion_override_applies_to_fusions_that_know_it(tmp_path):
+    _, records = run(
+        tmp_path, fusions=["unimodal"], seeds=[0], max_epochs=1, overrides=[*SMALL, "fusion.modality=visual"]
+    )
+    assert records[0]["fusion_params"]["modality"] == "visual"
+    with pytest.raises(UsageError, match="fusion.nothing"):
+        run(
+            tmp_path,
+            fusions=["concat", "late"],
+            seeds=[0],
+            max_epochs=1,
+            overrides=[*SMALL, "fusion.nothing=1"],
+        )
+
+
+def test_missing_data_path(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        run(tmp_path, fusions=["concat"], data_path=tmp_path / "nope.xlsx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["synergy", "redundant"])
+def test_preset_behaviour(tmp_path, preset):
+    """synergy: late/unimodal near chance, concat/cross_attention far above; redundant: all above."""
+    _, records = run(
+        tmp_path,
+        fusions=["concat", "cross_attention", "late", "unimodal"],
+        seeds=[0],
+        overrides=[f"data.preset={preset}", "data.n_samples=4000"],
+        max_epochs=25,
+    )
+    acc = {r["fusion"]: r["metrics"]["test"]["accuracy"] for r in records}
+    test_labels = np.array(
+        json.loads((Path(records[0]["_path"]).parent / records[0]["predictions_file"]).read_text())["y_true"]
+    )
+    majority = np.bincount(test_labels).max() / len(test_labels)
+    if preset == "synergy":
+        for f in ("late", "unimodal"):
+            assert acc[f] < majority + 0.05, acc
+        for f in ("concat", "cross_attention"):
+            assert acc[f] > majority + 0.3, acc
+    else:
+        for f in acc:
+            assert acc[f] > majority + 0.25, acc
