@@ -70,6 +70,8 @@ class RunRequest:
     skip_existing: bool = False
     precision: str = "auto"
     save_checkpoints: bool = True
+    #: ``--params``: ``tuned`` (the tuned parameters of each fusion) or a YAML file.
+    params: str | None = None
 
 
 @dataclass
@@ -210,7 +212,15 @@ def run_one(
     reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
     plugin = registry.create("fusion", fusion)
-    params = fusion_params(plugin, protocol["fusion"], prep.request.fusions)
+    tuning = None
+    overrides = dict(protocol["fusion"])
+    if prep.request.params:
+        from mmbench.tuned import load_params
+
+        tuned = load_params(prep.request.params, data.name, fusion, prep.protocol_fingerprint)
+        tuning = tuned.get("tuning")
+        overrides = {**tuned["params"], **overrides}
+    params = fusion_params(plugin, overrides, prep.request.fusions)
     spec = data.input_spec()
     plugin.validate(spec, params)
     tag = params_tag({"fusion": params, "encoders": {m: e["identity"] for m, e in prep.encoders.items()}})
@@ -270,6 +280,7 @@ def run_one(
         "dataset": data.name,
         "fusion": fusion,
         "fusion_params": params,
+        "tuning": tuning,
         "params_tag": tag,
         "encoders": prep.encoders,
         "seed": seed,

@@ -53,6 +53,12 @@ def run(
     protocol: Annotated[
         Path | None, typer.Option("--protocol", help="A protocol YAML merged over the dataset's.")
     ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            "--params", help="Fusion hyper-parameters: 'tuned' (from `mmbench tune`) or a YAML file."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     precision: Annotated[
         str,
@@ -82,6 +88,7 @@ def run(
             device=device,
             out_dir=out,
             precision=precision,
+            params=params,
         )
         registry.get("dataset", dataset)
         prep, records = run_benchmark(request, registry, RichReporter())
