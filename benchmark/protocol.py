@@ -8,6 +8,7 @@ into the *protocol fingerprint*: only runs with equal fingerprints share a leade
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -76,10 +77,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str):
-        try:  # YAML 1.1 reads "5e-4" as a string; researchers mean the number
+        # YAML 1.1 reads "5e-4" as a string; researchers mean the number.
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value.lower() for c in ".e") else int(value)
-        except ValueError:
-            pass
     return key.split("."), value
 
 
