@@ -8,7 +8,6 @@ per-fusion summaries (mean and std over seeds).
 from __future__ import annotations
 
 import os
-import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, RunFailed, UsageError
 from mmbench.protocol import fingerprint, load_protocol, params_tag
@@ -184,15 +184,6 @@ def fusion_params(plugin: Any, protocol_fusion: dict[str, Any], names: list[str]
     return plugin.resolve_params(known)
 
 
-def _peak_memory_bytes(device: str) -> int:
-    import torch
-
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated())
-    # ru_maxrss is in KiB on Linux: the process's peak resident memory.
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def run_one(
     prep: Prepared,
     fusion: str,
@@ -203,7 +194,9 @@ def run_one(
 ) -> dict[str, Any]:
     """Train and evaluate one (fusion, seed); write and return its RunRecord."""
     import torch
+
     from mmbench.environment import environment
+    from mmbench.memory import PeakMemory
     from mmbench.metrics import classification_metrics
     from mmbench.registry.manager import call_lifecycle
     from mmbench.tensors import split_tensors
@@ -254,8 +247,6 @@ def run_one(
         reporter.epoch_ended(epoch, logs)
         call_lifecycle("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
 
-    if dev_t.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev_t)
     trainer = Trainer(
         model,
         protocol["train"],
@@ -268,8 +259,10 @@ def run_one(
     )
     reporter.run_started(f"{fusion} seed {seed}", protocol["train"]["max_epochs"])
     status, failure = "ok", None
+    peak = PeakMemory(device)
     try:
-        fit = trainer.fit(tensors["train"], tensors["dev"], seed)
+        with peak:
+            fit = trainer.fit(tensors["train"], tensors["dev"], seed)
     except TrainingDiverged as exc:
         status, failure = "failed", {"reason": str(exc), "epoch": exc.epoch}
         fit = None
@@ -332,7 +325,7 @@ def run_one(
                     "params": n_params,
                     "train_seconds": round(fit.train_seconds, 4),
                     "train_samples_per_second": round(fit.samples_per_second, 2),
-                    "peak_memory_bytes": _peak_memory_bytes(device),
+                    "peak_memory_bytes": peak.bytes,
                     "inference_ms_per_sample": round(1000 * infer_s / max(len(test_pred), 1), 5),
                 },
             }
@@ -357,8 +350,9 @@ def run_one(
 
 def save_checkpoint(record_file: Path, model: Any) -> Path:
     """Best-dev weights beside the record, as safetensors (no pickle), written atomically."""
-    from mmbench.records import atomic_write_bytes
     from safetensors.torch import save
+
+    from mmbench.records import atomic_write_bytes
 
     path = checkpoint_path(record_file)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -399,6 +393,7 @@ def run_benchmark(
 ) -> tuple[Prepared, list[dict[str, Any]]]:
     """Run every (fusion, seed) of the request; return the prepared state and the records."""
     import torch
+
     from mmbench.tensors import split_tensors
 
     reporter = reporter or SilentReporter()

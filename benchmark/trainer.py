@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor, nn
+
 from mmbench.losses import inverse_frequency_weights, make_loss
 from mmbench.metrics import primary_score
 from mmbench.tensors import TensorSplit
-from torch import Tensor, nn
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -65,6 +66,20 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
+
+
+def make_adamw(params: Any, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where this torch build has one (CPU and CUDA in torch >= 2.4).
+
+    The default per-parameter loop spends a large share of a small model's step in Python and
+    elementwise kernels: on the 2-core reference machine fused AdamW makes the whole training
+    step about 1.5x faster (docs/PERFORMANCE.md). Falls back to the multi-tensor implementation.
+    """
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 class Trainer:
@@ -139,9 +154,7 @@ class Trainer:
         if cfg["imbalance"] == "class_weights":
             weights = inverse_frequency_weights(train.labels.cpu(), self.num_classes).to(self.device)
         criterion = make_loss(cfg["loss"], float(cfg["focal_gamma"]), weights).to(self.device)
-        optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
-        )
+        optimizer = make_adamw(self.model.parameters(), float(cfg["lr"]), float(cfg["weight_decay"]))
         scheduler = None
         if cfg["scheduler"] == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

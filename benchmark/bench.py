@@ -1,0 +1,221 @@
+"""``mmbench bench``: the trainer's throughput against a bare PyTorch loop, per fusion.
+
+For each fusion the same model (same initial weights) is trained on the same in-memory tensors
+twice, alternately, ``repeats`` times each:
+
+* by mmbench's :class:`~mmbench.trainer.Trainer` — everything a real run does per epoch
+  (shuffle, class-weighted loss, gradient clipping, scheduler, dev evaluation, early-stopping
+  bookkeeping), with early stopping disabled so both do the same number of epochs;
+* by a bare loop: ``randperm``, index the tensors per batch, forward, cross-entropy, backward,
+  AdamW step. Nothing else.
+
+Throughput is train samples per second of wall time over whole epochs (dev evaluation included
+for the trainer: it is work the trainer chooses to do). The median over repeats is reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmbench.tensors import TensorSplit
+
+
+def bare_loop(
+    model: nn.Module,
+    train: TensorSplit,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    fused: bool = False,
+) -> float:
+    """Train with a plain PyTorch loop; return samples/s over the whole run.
+
+    ``fused=False`` is the loop a researcher writes (default AdamW); ``fused=True`` gives it the
+    same optimizer kernel as the trainer, so the ratio to it measures the trainer's overhead alone.
+    """
+    from mmbench.trainer import make_adamw
+
+    generator = torch.Generator().manual_seed(seed)
+    opt = (
+        make_adamw(model.parameters(), lr, weight_decay)
+        if fused
+        else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    n = len(train)
+    stop = n - 1 if n % batch_size == 1 else n
+    model.train()
+    device = train.labels.device
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, stop, batch_size):
+            idx = perm[start : start + batch_size]
+            batch = {k: v[idx] for k, v in train.inputs.items()}
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(batch), train.labels[idx])
+            loss.backward()
+            opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return epochs * stop / (time.perf_counter() - t0)
+
+
+def trainer_loop(
+    model: nn.Module,
+    train: TensorSplit,
+    dev: TensorSplit,
+    train_cfg: dict[str, Any],
+    metric: str,
+    num_classes: int,
+    epochs: int,
+    seed: int,
+    modalities: list[str],
+) -> float:
+    """Train with mmbench's Trainer for exactly ``epochs`` epochs; return samples/s (wall)."""
+    from mmbench.trainer import Trainer
+
+    cfg = dict(train_cfg, max_epochs=epochs, patience=epochs + 1)
+    trainer = Trainer(model, cfg, metric, num_classes, train.labels.device, modalities=modalities)
+    n = len(train)
+    stop = n - 1 if n % int(cfg["batch_size"]) == 1 else n
+    t0 = time.perf_counter()
+    trainer.fit(train, dev, seed)
+    if train.labels.device.type == "cuda":
+        torch.cuda.synchronize(train.labels.device)
+    return epochs * stop / (time.perf_counter() - t0)
+
+
+def inference_ms_per_sample(model: nn.Module, split: TensorSplit, batch_size: int = 1024) -> float:
+    model.eval()
+    n = len(split)
+    with torch.inference_mode():
+        model(split.slice(0, min(batch_size, n)))  # warm-up
+        t0 = time.perf_counter()
+        for start in range(0, n, batch_size):
+            model(split.slice(start, start + batch_size))
+        if split.labels.device.type == "cuda":
+            torch.cuda.synchronize(split.labels.device)
+    return 1000 * (time.perf_counter() - t0) / n
+
+
+def bench_fusion(
+    prep: Any, fusion: str, device: str, epochs: int, repeats: int, seed: int = 0
+) -> dict[str, Any]:
+    """Trainer vs bare-loop throughput, inference time, peak memory and size of one fusion."""
+    from mmbench.memory import PeakMemory
+    from mmbench.runner import fusion_params
+    from mmbench.tensors import split_tensors
+
+    registry, protocol, data = prep.registry, prep.protocol, prep.data
+    plugin = registry.create("fusion", fusion)
+    params = fusion_params(plugin, protocol["fusion"], [fusion])
+    spec = data.input_spec()
+    plugin.validate(spec, params)
+    dev_t = torch.device(device)
+    train = split_tensors(data, "train", dev_t)
+    dev = split_tensors(data, "dev", dev_t)
+    torch.manual_seed(seed)
+    initial = plugin.build(spec, params).to(dev_t)
+    cfg = protocol["train"]
+    bs = int(cfg["batch_size"])
+
+    lr, wd = float(cfg["lr"]), float(cfg["weight_decay"])
+
+    def trainer_run(r: int) -> float:
+        return trainer_loop(
+            copy.deepcopy(initial),
+            train,
+            dev,
+            cfg,
+            protocol["metric"],
+            data.num_classes,
+            epochs,
+            seed + r,
+            spec.names,
+        )
+
+    def bare_run(r: int, fused: bool) -> float:
+        return bare_loop(copy.deepcopy(initial), train, epochs, bs, lr, wd, seed + r, fused=fused)
+
+    # Warm up (allocator, kernels), then alternate the three loops so drift hits all alike.
+    bare_run(0, False)
+    runs: dict[str, list[float]] = {"trainer": [], "bare": [], "bare_fused": []}
+    peaks = []
+    for r in range(repeats):
+        with PeakMemory(device) as peak:
+            runs["trainer"].append(trainer_run(r))
+        peaks.append(peak.bytes)
+        runs["bare"].append(bare_run(r, False))
+        runs["bare_fused"].append(bare_run(r, True))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return {
+        "fusion": fusion,
+        "params": sum(p.numel() for p in initial.parameters()),
+        "n_train": len(train),
+        "epochs": epochs,
+        "repeats": repeats,
+        "batch_size": bs,
+        "trainer_samples_per_second": round(med["trainer"], 1),
+        "bare_samples_per_second": round(med["bare"], 1),
+        "bare_fused_samples_per_second": round(med["bare_fused"], 1),
+        # ratio: against the plain loop a researcher writes; overhead_ratio: against the same loop
+        # with the trainer's optimizer kernel, i.e. what the trainer's extra work costs.
+        "ratio": round(med["trainer"] / med["bare"], 4),
+        "overhead_ratio": round(med["trainer"] / med["bare_fused"], 4),
+        "runs": {k: [round(x, 1) for x in v] for k, v in runs.items()},
+        "inference_ms_per_sample": round(inference_ms_per_sample(initial, dev), 5),
+        "peak_memory_bytes": max(peaks),
+    }
+
+
+def cli_startup(repeats: int = 5) -> dict[str, Any]:
+    """Wall time of ``mmbench --help`` and ``mmbench list``, and whether they import torch."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, time; t=time.perf_counter(); from mmbench.cli import main; sys.argv={argv!r}\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('torch','transformers') if m in sys.modules], file=sys.stderr)"
+    )
+    out: dict[str, Any] = {}
+    for name, argv in (("help", ["mmbench", "--help"]), ("list", ["mmbench", "list"])):
+        times, heavy = [], None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-c", probe.format(argv=argv)], capture_output=True, text=True, check=False
+            )
+            times.append(time.perf_counter() - t0)
+            heavy = [ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY")][-1]
+        out[name] = {"seconds_median": round(statistics.median(times), 3), "imports": heavy[6:]}
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        subprocess.run([sys.executable, "-c", "pass"], check=False)
+    out["python_startup_seconds"] = round((time.perf_counter() - t0) / repeats, 3)
+    return out
+
+
+def environment_line(device: str) -> dict[str, Any]:
+    import os
+    import platform
+
+    return {
+        "device": device,
+        "device_name": torch.cuda.get_device_name(0)
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }

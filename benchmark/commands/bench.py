@@ -1,0 +1,112 @@
+"""``mmbench bench``: measured throughput of the trainer against a bare PyTorch loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mmbench.commands._common import OutputFormat, cli_errors, resolve_fusions
+
+ORDER = 60
+
+BENCH_EPILOG = """
+[bold]Examples[/bold]
+
+  mmbench bench                                   [dim]# every fusion on synthetic, table[/dim]
+  mmbench bench --fusion cross_attention --format json
+  mmbench bench --epochs 3 --repeats 3 --set train.batch_size=256
+"""
+
+
+def bench(
+    fusion: Annotated[
+        str, typer.Option("--fusion", "-f", help="Fusion(s), comma-separated, or 'all'.")
+    ] = "all",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "synthetic",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Protocol override key=value.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs per timed training run.")] = 2,
+    repeats: Annotated[int, typer.Option(help="Timed runs per loop (median reported).")] = 3,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    cli: Annotated[bool, typer.Option("--cli/--no-cli", help="Also time `mmbench --help`/`list`.")] = True,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Measure trainer vs bare-loop samples/s, inference time, peak memory and size per fusion."""
+    with cli_errors():
+        from datetime import datetime, timezone
+
+        from mmbench.bench import bench_fusion, cli_startup, environment_line
+        from mmbench.console import RichReporter, out_console, print_json
+        from mmbench.errors import UsageError
+        from mmbench.registry import get_registry
+        from mmbench.runner import RunRequest, prepare, resolve_device
+
+        if epochs < 1 or repeats < 1:
+            raise UsageError("--epochs and --repeats must be at least 1")
+        registry = get_registry()
+        fusions = resolve_fusions(fusion, registry)
+        dev = resolve_device(device)
+        reporter = RichReporter()
+        prep = prepare(
+            RunRequest(dataset=dataset, fusions=fusions, overrides=list(set_ or []), device=dev),
+            registry,
+            reporter,
+        )
+        results = []
+        for name in fusions:
+            reporter.log(f"benchmarking {name} ({epochs} epochs x {repeats} repeats per loop)")
+            results.append(bench_fusion(prep, name, dev, epochs, repeats))
+        report = {
+            "dataset": prep.data.name,
+            "protocol_fingerprint": prep.protocol_fingerprint,
+            "environment": environment_line(dev),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "fusions": results,
+            "cli": cli_startup() if cli else None,
+        }
+        if fmt == OutputFormat.json:
+            print_json(report)
+            return
+        from rich.table import Table
+
+        table = Table(
+            title=f"mmbench bench — {prep.data.name} on {dev} ({report['environment']['device_name']})"
+        )
+        for col in (
+            "fusion",
+            "params",
+            "trainer samples/s",
+            "bare samples/s",
+            "ratio",
+            "overhead ratio",
+            "infer ms/sample",
+            "peak MiB",
+        ):
+            table.add_column(col, justify="left" if col == "fusion" else "right")
+        for r in results:
+            ok = "green" if r["ratio"] >= 0.9 else "red"
+            ov = "green" if r["overhead_ratio"] >= 0.9 else "red"
+            table.add_row(
+                r["fusion"],
+                f"{r['params']:,}",
+                f"{r['trainer_samples_per_second']:,.0f}",
+                f"{r['bare_samples_per_second']:,.0f}",
+                f"[{ok}]{r['ratio']:.3f}[/{ok}]",
+                f"[{ov}]{r['overhead_ratio']:.3f}[/{ov}]",
+                f"{r['inference_ms_per_sample']:.4f}",
+                f"{r['peak_memory_bytes'] / 2**20:,.0f}",
+            )
+        out_console.print(table)
+        if report["cli"]:
+            c = report["cli"]
+            out_console.print(
+                f"CLI: --help {c['help']['seconds_median']}s, list {c['list']['seconds_median']}s "
+                f"(python startup {c['python_startup_seconds']}s); heavy imports: "
+                f"help {c['help']['imports']}, list {c['list']['imports']}"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=BENCH_EPILOG)(bench)
