@@ -32,6 +32,8 @@ class RichReporter:
         self.console.print(f"[dim]mmbench:[/dim] {message}")
 
     def run_started(self, label: str, max_epochs: int) -> None:
+        if self.progress is not None:  # a retried run (e.g. after out-of-memory)
+            self.progress.stop()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import optuna
-    from mmbench.data import InputSpec, MultimodalData
     from torch import nn
+
+    from mmbench.data import InputSpec, MultimodalData
 
 
 class DatasetPlugin:

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+
 from mmbench.data import SPLITS, MultimodalData
 
 

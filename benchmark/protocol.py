@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mmbench.errors import UsageError
 
 #: Top-level keys that do not enter the fingerprint: what is compared, not how.

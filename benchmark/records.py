@@ -94,22 +94,23 @@ def is_record_file(path: Path) -> bool:
     )
 
 
+def load_record(path: Path) -> dict[str, Any] | None:
+    """One record with ``_path`` set, or None if the file is missing, truncated or not a record."""
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(rec, dict) or "schema_version" not in rec or "metrics" not in rec:
+        return None
+    rec["_path"] = str(path)
+    return rec
+
+
 def load_records(runs_dir: Path) -> list[dict[str, Any]]:
     """All readable records under ``runs_dir`` (recursively), each with ``_path`` set.
 
     Files that are not valid records (wrong schema, truncated JSON) are skipped: atomic writes
     mean these are not mmbench's own, and a leaderboard must not read them.
     """
-    out = []
-    for path in sorted(Path(runs_dir).rglob(f"*{RECORD_SUFFIX}")):
-        if not is_record_file(path):
-            continue
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if not isinstance(rec, dict) or "schema_version" not in rec or "metrics" not in rec:
-            continue
-        rec["_path"] = str(path)
-        out.append(rec)
-    return out
+    records = (load_record(p) for p in sorted(Path(runs_dir).rglob(f"*{RECORD_SUFFIX}")) if is_record_file(p))
+    return [r for r in records if r is not None]

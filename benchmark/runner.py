@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mmbench.data import MultimodalData
-from mmbench.errors import DataError, RunFailed, UsageError
+from mmbench.errors import DataError, PluginError, RunFailed, UsageError
 from mmbench.protocol import fingerprint, load_protocol, params_tag
 from mmbench.records import (
     SCHEMA_VERSION,
@@ -196,11 +196,9 @@ def run_one(
     import torch
 
     from mmbench.environment import environment
-    from mmbench.memory import PeakMemory
     from mmbench.metrics import classification_metrics
     from mmbench.registry.manager import call_lifecycle
     from mmbench.tensors import split_tensors
-    from mmbench.trainer import Trainer, TrainingDiverged
 
     reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
@@ -219,21 +217,17 @@ def run_one(
     tag = params_tag({"fusion": params, "encoders": {m: e["identity"] for m, e in prep.encoders.items()}})
     stem = record_stem(data.name, fusion, prep.protocol_fingerprint, tag, seed)
     out_file = record_path(prep.request.out_dir, stem)
-    if prep.request.skip_existing and out_file.exists():
-        from mmbench.records import load_records
+    if prep.request.skip_existing:
+        from mmbench.records import load_record
 
-        existing = [r for r in load_records(out_file.parent) if r["_path"] == str(out_file)]
-        if existing:
+        existing = load_record(out_file)
+        if existing is not None:
             reporter.log(f"skip {fusion} seed {seed}: record exists ({out_file.name})")
-            return existing[0]
+            return existing
 
     dev_t = torch.device(device)
     if tensors is None:
         tensors = {s: split_tensors(data, s, dev_t) for s in ("train", "dev", "test")}
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    model = plugin.build(spec, params)
-    n_params = sum(p.numel() for p in model.parameters())
     run_info = {
         "dataset": data.name,
         "fusion": fusion,
@@ -241,31 +235,9 @@ def run_one(
         "protocol": protocol,
         "protocol_fingerprint": prep.protocol_fingerprint,
     }
-    call_lifecycle("mmbench_run_start", run=run_info)
-
-    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        reporter.epoch_ended(epoch, logs)
-        call_lifecycle("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
-
-    trainer = Trainer(
-        model,
-        protocol["train"],
-        protocol["metric"],
-        data.num_classes,
-        dev_t,
-        precision=prep.request.precision,
-        on_epoch_end=on_epoch,
-        modalities=spec.names,
-    )
-    reporter.run_started(f"{fusion} seed {seed}", protocol["train"]["max_epochs"])
-    status, failure = "ok", None
-    peak = PeakMemory(device)
-    try:
-        with peak:
-            fit = trainer.fit(tensors["train"], tensors["dev"], seed)
-    except TrainingDiverged as exc:
-        status, failure = "failed", {"reason": str(exc), "epoch": exc.epoch}
-        fit = None
+    outcome = _fit(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info)
+    trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
+    status = "ok" if failure is None else "failed"
 
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -281,6 +253,9 @@ def run_one(
         "protocol_fingerprint": prep.protocol_fingerprint,
         "dataset_fingerprint": data.fingerprint,
         "budget_cut": prep.budget_cut,
+        "train_config": outcome.train_cfg,
+        "oom_retries": outcome.oom_retries,
+        "data_path": str(data_path_for(prep.request)) if data_path_for(prep.request) else None,
         "class_names": data.class_names,
         "n_train": len(tensors["train"]),
         "n_dev": len(tensors["dev"]),
@@ -325,7 +300,7 @@ def run_one(
                     "params": n_params,
                     "train_seconds": round(fit.train_seconds, 4),
                     "train_samples_per_second": round(fit.samples_per_second, 2),
-                    "peak_memory_bytes": peak.bytes,
+                    "peak_memory_bytes": outcome.peak_bytes,
                     "inference_ms_per_sample": round(1000 * infer_s / max(len(test_pred), 1), 5),
                 },
             }
@@ -343,9 +318,107 @@ def run_one(
         ).name
     path = write_record(prep.request.out_dir, stem, record, predictions)
     record["_path"] = str(path)
-    call_lifecycle("mmbench_run_end", run=run_info, record=record)
+    try:
+        call_lifecycle("mmbench_run_end", run=run_info, record=record)
+    except PluginError as exc:
+        # The record is already valid on disk; the plugin's failure is reported, not hidden.
+        reporter.log(f"warning: {exc}")
     reporter.run_ended(f"{fusion} seed {seed}", record)
     return record
+
+
+@dataclass
+class FitOutcome:
+    trainer: Any
+    fit: Any  # FitResult, or None when the run failed
+    failure: dict[str, Any] | None
+    n_params: int
+    peak_bytes: int
+    train_cfg: dict[str, Any]
+    oom_retries: int
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(exc, oom_type)
+
+
+def _fit(
+    prep: Prepared,
+    plugin: Any,
+    spec: Any,
+    params: dict[str, Any],
+    seed: int,
+    dev_t: Any,
+    tensors: dict,
+    reporter: Reporter,
+    run_info: dict[str, Any],
+) -> FitOutcome:
+    """Build the model under the seed and train it, turning known failures into a failed run.
+
+    * NaN/inf loss -> failed, with the epoch.
+    * Out of memory -> retry from scratch with half the batch and twice the gradient
+      accumulation (the same effective batch), up to batch size 1; recorded in the record.
+    * A plugin raising in a lifecycle hook -> failed, naming the plugin.
+    """
+    import torch
+
+    from mmbench.memory import PeakMemory
+    from mmbench.registry.manager import call_lifecycle
+    from mmbench.trainer import Trainer, TrainingDiverged
+
+    protocol = prep.protocol
+    train_cfg = dict(protocol["train"])
+    retries = 0
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        reporter.epoch_ended(epoch, logs)
+        call_lifecycle("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
+
+    while True:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        model = plugin.build(spec, params)
+        n_params = sum(p.numel() for p in model.parameters())
+        trainer = Trainer(
+            model,
+            train_cfg,
+            protocol["metric"],
+            prep.data.num_classes,
+            dev_t,
+            precision=prep.request.precision,
+            on_epoch_end=on_epoch,
+            modalities=spec.names,
+        )
+        peak = PeakMemory(str(dev_t))
+        failure = None
+        fit = None
+        reporter.run_started(f"{run_info['fusion']} seed {seed}", train_cfg["max_epochs"])
+        try:
+            call_lifecycle("mmbench_run_start", run=run_info)
+            with peak:
+                fit = trainer.fit(tensors["train"], tensors["dev"], seed)
+        except TrainingDiverged as exc:
+            failure = {"reason": str(exc), "epoch": exc.epoch}
+        except PluginError as exc:
+            failure = {"reason": str(exc), "epoch": None}
+        except Exception as exc:
+            if not _is_out_of_memory(exc) or train_cfg["batch_size"] <= 1:
+                raise
+            del model, trainer
+            if dev_t.type == "cuda":
+                torch.cuda.empty_cache()
+            train_cfg["batch_size"] = max(1, train_cfg["batch_size"] // 2)
+            train_cfg["grad_accum"] = train_cfg["grad_accum"] * 2
+            retries += 1
+            reporter.log(
+                f"out of memory: retrying with batch_size {train_cfg['batch_size']} x "
+                f"grad_accum {train_cfg['grad_accum']} (same effective batch)"
+            )
+            continue
+        return FitOutcome(trainer, fit, failure, n_params, peak.bytes, train_cfg, retries)
 
 
 def save_checkpoint(record_file: Path, model: Any) -> Path:

@@ -5,6 +5,7 @@ Plugin authors need two names from here: ``hookimpl`` to mark their hook functio
 """
 
 import pluggy
+
 from mmbench.registry.registry import Entry, PluginInfo, Registry
 
 hookimpl = pluggy.HookimplMarker("mmbench")

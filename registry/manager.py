@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
+
 from mmbench.errors import PluginError
 from mmbench.registry import hookspecs
 from mmbench.registry.registry import PluginInfo, Registry

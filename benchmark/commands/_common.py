@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 import typer
+
 from mmbench.errors import EXIT_INTERNAL, MMBenchError, UsageError
 
 

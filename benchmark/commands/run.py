@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from mmbench.commands._common import (
     OutputFormat,
     cli_errors,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from mmbench.contracts import EncoderPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import UsageError

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+
 from mmbench.contracts import FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.plugins.fusions.layers import Projection, check_modalities, mlp_head, pooled
-from torch import Tensor, nn
 
 
 class ConcatModel(nn.Module):

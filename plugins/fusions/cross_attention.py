@@ -28,11 +28,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from mmbench.contracts import FusionPlugin
 from mmbench.data import InputSpec, ModalitySpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, masked_mean, mlp_head, seq_mask
-from torch import Tensor, nn
 
 
 class ContextBranch(nn.Module):

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+
 from mmbench.contracts import FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, check_modalities, pooled
-from torch import Tensor, nn
 
 
 class LateModel(nn.Module):

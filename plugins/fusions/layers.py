@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from mmbench.data import InputSpec, mask_key
 from torch import Tensor, nn
+
+from mmbench.data import InputSpec, mask_key
 
 
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor, nn
+
 from mmbench.contracts import FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, mlp_head, pooled
-from torch import Tensor, nn
 
 
 def chosen_modality(spec: InputSpec, params: dict[str, Any]) -> str:
