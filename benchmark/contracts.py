@@ -36,12 +36,28 @@ class DatasetPlugin:
         raise NotImplementedError
 
 
+#: Reserved key in :meth:`EncoderPlugin.encode`'s result: int ``[N]`` real time steps per sample.
+LENGTHS_KEY = "__lengths__"
+
+
 class EncoderPlugin:
     """Turns one modality's raw field (or features) into numeric feature streams.
 
-    Frozen encoders (``trainable = False``) run once; their output is cached on disk under
-    :meth:`identity` plus the data fingerprint, so ``identity`` must name everything that changes
-    the output (model name, weights hash, pooling, max length...).
+    Frozen encoders run once; their output is cached on disk under :meth:`identity` plus the
+    data fingerprint, so ``identity`` must name everything that changes the output (model name,
+    weights hash, pooling, max length...) and must be computable without loading a model.
+
+    Sequence outputs: ``encode`` may return ``[N, T, D]`` streams padded to a common ``T`` and,
+    under the reserved key :data:`LENGTHS_KEY`, an int array ``[N]`` of real time steps; it
+    becomes ``MultimodalData.lengths[modality]`` and so the batch's ``mask:<modality>``.
+
+    In-model encoders (fine-tuned end to end): when :meth:`in_model` is true for the options,
+    nothing is encoded ahead of training. :meth:`tokenize` turns the raw field into integer
+    arrays once (``name -> int64 [N, T]``; they travel in each batch as
+    ``tokens:<modality>:<name>``), :meth:`build_module` returns the ``nn.Module`` that maps
+    those token tensors to ``[B, D]`` (or ``([B, T, D], bool mask [B, T])``) inside the fusion
+    model, and :meth:`module_output` gives ``(D, returns_sequences)`` for the fusion's
+    ``InputSpec``. The option ``lr`` sets the module's own learning rate (default ``train.lr``).
     """
 
     trainable: ClassVar[bool] = False
@@ -52,6 +68,22 @@ class EncoderPlugin:
 
     def encode(self, data: MultimodalData, modality: str, options: dict[str, Any]) -> dict[str, Any]:
         """Return ``stream name -> float32 array [N, D]`` (or ``[N, T, D]``) for ``modality``."""
+        raise NotImplementedError
+
+    def in_model(self, options: dict[str, Any]) -> bool:
+        """Whether, with these options, the encoder is trained inside the fusion model."""
+        return self.trainable
+
+    def tokenize(self, data: MultimodalData, modality: str, options: dict[str, Any]) -> dict[str, Any]:
+        """In-model encoders: ``name -> int64 array [N, T]`` computed once from the raw field."""
+        raise NotImplementedError
+
+    def module_output(self, options: dict[str, Any]) -> tuple[int, bool]:
+        """In-model encoders: feature width ``D`` and whether the module returns sequences."""
+        raise NotImplementedError
+
+    def build_module(self, options: dict[str, Any]) -> nn.Module:
+        """In-model encoders: the trainable module (token tensors -> features)."""
         raise NotImplementedError
 
 

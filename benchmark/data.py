@@ -97,6 +97,9 @@ class MultimodalData:
         lengths: sequence modality -> int64 array ``[N]`` of real time steps.
         ids: optional per-sample identifiers (utterance ids).
         meta: free-form provenance (source file, split scheme, notes).
+        in_model: modality -> ``{"encoder", "options", "dim", "sequence", "lr", "tokens"}`` for
+            modalities whose encoder is trained inside the fusion model; ``tokens`` maps a name
+            to an int64 array ``[N, T]`` (see ``EncoderPlugin.in_model``).
     """
 
     name: str
@@ -109,6 +112,7 @@ class MultimodalData:
     lengths: dict[str, np.ndarray] = field(default_factory=dict)
     ids: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    in_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     _fingerprint: str | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ shape
@@ -141,6 +145,11 @@ class MultimodalData:
                     max_len=int(first.shape[1]) if seq else 1,
                 )
             )
+        for name, info in self.in_model.items():
+            steps = next(iter(info["tokens"].values())).shape[1]
+            stream = (StreamSpec(str(info["encoder"]), int(info["dim"])),)
+            seq = bool(info["sequence"])
+            mods.append(ModalitySpec(name=name, streams=stream, sequence=seq, max_len=steps if seq else 1))
         return InputSpec(modalities=tuple(mods), num_classes=self.num_classes)
 
     def concatenated(self, modality: str) -> np.ndarray:

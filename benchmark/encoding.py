@@ -2,24 +2,36 @@
 
 The cache key is the encoder's full identity (``EncoderPlugin.identity``: name, weights hash,
 pooling, max length, ...) plus the data fingerprint and the modality, so a cache entry can never
-be served for another model or other data. Entries are ``.npz`` files read with
-``allow_pickle=False`` and checked against a stored SHA-256 before use; a bad entry is rebuilt.
+be served for another model or other data. Identities are computed without loading a model:
+weight files are hashed once and the hash is remembered by (path, size, mtime), see
+:func:`file_sha256`. Entries are ``.npz`` files read with ``allow_pickle=False`` and checked
+against a stored SHA-256 before use; a bad entry is rebuilt.
+
+Encoders trained inside the fusion model (``EncoderPlugin.in_model``) are not run here: their
+raw field is tokenised once into ``MultimodalData.in_model`` (see :mod:`mmbench.in_model`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mmbench.contracts import LENGTHS_KEY
 from mmbench.data import MultimodalData
+from mmbench.errors import PluginError
 from mmbench.records import atomic_write_bytes, atomic_write_text
 
 DEFAULT_ENCODER = "precomputed"
+_HASH_INDEX = "file_hashes.json"
 
 
 def cache_dir() -> Path:
@@ -47,21 +59,43 @@ def cache_key(identity: dict[str, Any], data_fingerprint: str, modality: str) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _load_cached(path: Path, meta_path: Path) -> dict[str, np.ndarray] | None:
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 of a file's bytes, remembered by (real path, size, mtime) so weights hash once."""
+    real = Path(path).resolve()
+    stat = real.stat()
+    index_path = cache_dir() / _HASH_INDEX
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    entry = index.get(str(real))
+    if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+        return str(entry["sha256"])
+    digest = hashlib.sha256()
+    with real.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    index[str(real)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+    with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
+        atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True))
+    return digest.hexdigest()
+
+
+def _load_cached(path: Path, meta_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     try:
         meta = json.loads(meta_path.read_text())
         payload = path.read_bytes()
         if hashlib.sha256(payload).hexdigest() != meta["sha256"]:
             return None
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in meta["streams"]}
+        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+            return {k: npz[k] for k in meta["streams"]}, meta
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None
 
 
-def _store(path: Path, meta_path: Path, streams: dict[str, np.ndarray], identity: dict) -> None:
-    import io
-
+def _store(
+    path: Path, meta_path: Path, streams: dict[str, np.ndarray], identity: dict, seconds: float
+) -> None:
     buf = io.BytesIO()
     np.savez(buf, **streams)
     payload = buf.getvalue()
@@ -72,7 +106,9 @@ def _store(path: Path, meta_path: Path, streams: dict[str, np.ndarray], identity
             {
                 "sha256": hashlib.sha256(payload).hexdigest(),
                 "streams": list(streams),
+                "shapes": {k: list(v.shape) for k, v in streams.items()},
                 "identity": identity,
+                "encode_seconds": round(seconds, 3),
             },
             default=str,
             indent=1,
@@ -80,41 +116,113 @@ def _store(path: Path, meta_path: Path, streams: dict[str, np.ndarray], identity
     )
 
 
+def check_streams(out: dict[str, Any], n: int, name: str, modality: str) -> dict[str, np.ndarray]:
+    """Validate an encoder's output: float32 ``[N, D]`` or ``[N, T, D]`` streams (+ lengths)."""
+    streams: dict[str, np.ndarray] = {}
+    for key, value in out.items():
+        arr = np.asarray(value)
+        if key == LENGTHS_KEY:
+            arr = arr.astype(np.int64, copy=False)
+            if arr.shape != (n,):
+                raise PluginError(f"encoder {name!r} returned {arr.shape} lengths for {n} samples")
+        else:
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+            if arr.ndim not in (2, 3) or arr.shape[0] != n:
+                raise PluginError(
+                    f"encoder {name!r} returned stream {modality}/{key} of shape {arr.shape}; "
+                    f"expected [{n}, D] or [{n}, T, D]"
+                )
+        streams[key] = arr
+    if not any(k != LENGTHS_KEY for k in streams):
+        raise PluginError(f"encoder {name!r} returned no feature stream for modality {modality!r}")
+    return streams
+
+
+def _in_model(encoder: Any, name: str, data: MultimodalData, modality: str, options: dict) -> dict:
+    tokens = {
+        k: np.ascontiguousarray(v, dtype=np.int64)
+        for k, v in encoder.tokenize(data, modality, options).items()
+    }
+    if not tokens or any(t.ndim != 2 or t.shape[0] != data.n for t in tokens.values()):
+        raise PluginError(f"encoder {name!r} must tokenize {modality!r} into int arrays [N, T]")
+    dim, sequence = encoder.module_output(options)
+    return {
+        "encoder": name,
+        "options": options,
+        "dim": int(dim),
+        "sequence": bool(sequence),
+        "lr": options.get("lr"),
+        "tokens": tokens,
+    }
+
+
 def encode_dataset(
     data: MultimodalData, protocol: dict[str, Any], registry: Any, log: Any = None
 ) -> tuple[MultimodalData, dict[str, Any]]:
-    """Return numeric data (every modality encoded) and, per modality, the encoder identity.
+    """Return numeric data (every modality encoded) and, per modality, what encoded it.
 
-    ``log`` (optional) is called with a short message whenever an encoder runs or the cache hits.
+    The second value (recorded in every run record) holds per modality the encoder ``name``,
+    its ``identity``, ``mode`` (``frozen`` or ``finetune``), ``cache`` (``hit``, ``miss`` or
+    ``none``) and ``seconds``. ``log`` (optional) receives one line per encoded modality.
     """
+    log = log or (lambda message: None)
+    for modality in protocol.get("encoders", {}):
+        if modality not in data.modality_names:
+            log(
+                f"warning: encoders.{modality} is set but {data.name} has no modality {modality!r} "
+                f"(it has {', '.join(data.modality_names)})"
+            )
     modalities: dict[str, dict[str, np.ndarray]] = {}
+    lengths = dict(data.lengths)
+    in_model: dict[str, dict[str, Any]] = {}
     used: dict[str, Any] = {}
     for modality in data.modality_names:
         name, options = encoder_spec(protocol, modality)
         encoder = registry.create("encoder", name)
         identity = encoder.identity(options)
-        used[modality] = {"name": name, "identity": identity, "cache": "none"}
-        if not getattr(encoder, "cacheable", True) or getattr(encoder, "trainable", False):
-            modalities[modality] = encoder.encode(data, modality, options)
+        trained = bool(encoder.in_model(options))
+        entry = {"name": name, "identity": identity, "mode": "finetune" if trained else "frozen"}
+        entry.update(cache="none", options=options)
+        used[modality] = entry
+        t0 = time.perf_counter()
+        if trained:
+            in_model[modality] = _in_model(encoder, name, data, modality, options)
+            entry["seconds"] = round(time.perf_counter() - t0, 3)
+            log(f"{modality}: {name} is trained inside the model (tokenised in {entry['seconds']:.1f}s)")
             continue
-        key = cache_key(identity, data.fingerprint, modality)
-        path = cache_dir() / "features" / f"{key}.npz"
-        meta_path = path.with_suffix(".json")
-        cached = _load_cached(path, meta_path) if path.exists() and meta_path.exists() else None
-        if cached is not None:
-            used[modality]["cache"] = "hit"
-            modalities[modality] = cached
-            if log:
-                log(f"{modality}: {name} features loaded from cache ({path.name})")
-            continue
-        if log:
-            log(f"{modality}: encoding with {name}")
-        streams = {
-            k: np.ascontiguousarray(v, dtype=np.float32)
-            for k, v in encoder.encode(data, modality, options).items()
-        }
-        _store(path, meta_path, streams, identity)
-        used[modality]["cache"] = "miss"
+        if not getattr(encoder, "cacheable", True):
+            streams = check_streams(encoder.encode(data, modality, options), data.n, name, modality)
+        else:
+            key = cache_key(identity, data.fingerprint, modality)
+            path = cache_dir() / "features" / f"{key}.npz"
+            meta_path = path.with_suffix(".json")
+            cached = _load_cached(path, meta_path) if path.exists() and meta_path.exists() else None
+            if cached is not None:
+                streams, meta = cached
+                entry["cache"] = "hit"
+                seconds = time.perf_counter() - t0
+                was = meta.get("encode_seconds")
+                log(
+                    f"{modality}: {name} features loaded from cache in {seconds:.2f}s "
+                    f"(encoding took {was}s; key {key[:12]})"
+                )
+            else:
+                log(f"{modality}: encoding with {name}")
+                streams = check_streams(encoder.encode(data, modality, options), data.n, name, modality)
+                seconds = time.perf_counter() - t0
+                _store(path, meta_path, streams, identity, seconds)
+                entry["cache"] = "miss"
+                log(f"{modality}: {name} encoded {data.n} samples in {seconds:.1f}s (cached as {key[:12]})")
+        entry["seconds"] = round(time.perf_counter() - t0, 3)
+        if LENGTHS_KEY in streams:
+            lengths[modality] = streams.pop(LENGTHS_KEY)
         modalities[modality] = streams
-    encoded = replace(data, modalities=modalities, raw={}, _fingerprint=data.fingerprint)
+    encoded = replace(
+        data,
+        modalities=modalities,
+        raw={},
+        lengths=lengths,
+        in_model=in_model,
+        _fingerprint=data.fingerprint,
+    )
     return encoded, used

@@ -98,8 +98,10 @@ def apply_overrides(protocol: dict[str, Any], overrides: list[str]) -> dict[str,
             known = ", ".join(sorted(out.get("train", {})))
             raise UsageError(f"--set {text!r}: unknown training option {path[1]!r}; known: {known}")
         node = out
-        for part in path[:-1]:
-            if not isinstance(node.get(part), dict):
+        for depth, part in enumerate(path[:-1]):
+            if depth == 1 and path[0] == "encoders" and isinstance(node.get(part), str):
+                node[part] = {"name": node[part]}  # encoders.<m>.<option> keeps the chosen encoder
+            elif not isinstance(node.get(part), dict):
                 node[part] = {}
             node = node[part]
         node[path[-1]] = value

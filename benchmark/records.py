@@ -78,10 +78,11 @@ def checkpoint_path(record_file: Path) -> Path:
 
 def write_record(out_dir: Path, stem: str, record: dict[str, Any], predictions: dict[str, Any]) -> Path:
     """Write predictions first, then the record: a record on disk implies its predictions
-    (and its checkpoint, which the runner writes before calling this)."""
+    (and its checkpoint, which the runner writes before calling this). Sets
+    ``record["predictions_file"]``."""
     path = record_path(out_dir, stem)
     atomic_write_json(predictions_path(path), predictions)
-    record = dict(record, predictions_file=predictions_path(path).name)
+    record["predictions_file"] = predictions_path(path).name
     atomic_write_json(path, record)
     return path
 

@@ -86,6 +86,8 @@ class Prepared:
     budget_cut: bool
     registry: Any
     duplicates: dict[str, Any]
+    #: The duplicate guard's evidence (``leakage.DuplicateReport``), for `mmbench inspect`.
+    duplicate_report: Any = None
 
 
 def resolve_device(name: str) -> str:
@@ -115,8 +117,9 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
 
     reporter = reporter or SilentReporter()
     ds_plugin = registry.create("dataset", request.dataset)
-    overrides = list(request.overrides)
-    overrides += [f"encoders.{m}={e}" for m, e in request.encoders.items()]
+    # --encoder names the encoder first, so --set encoders.<modality>.<option>=... refines it.
+    overrides = [f"encoders.{m}={e}" for m, e in request.encoders.items()]
+    overrides += list(request.overrides)
     protocol = load_protocol(
         request.dataset,
         getattr(ds_plugin, "protocol_path", None),
@@ -169,6 +172,7 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         budget_cut=budget_cut,
         registry=registry,
         duplicates={"across_splits": report.pairs, "within_splits": report.within},
+        duplicate_report=report,
     )
 
 
@@ -182,6 +186,29 @@ def fusion_params(plugin: Any, protocol_fusion: dict[str, Any], names: list[str]
     if len(names) == 1:
         known = dict(protocol_fusion)
     return plugin.resolve_params(known)
+
+
+def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], dict[str, Any] | None, str]:
+    """The fusion's plugin, hyper-parameters, tuning source and params tag (part of the record name)."""
+    plugin = prep.registry.create("fusion", fusion)
+    tuning = None
+    overrides = dict(prep.protocol["fusion"])
+    if prep.request.params:
+        from mmbench.tuned import load_params
+
+        tuned = load_params(prep.request.params, prep.data.name, fusion, prep.protocol_fingerprint)
+        tuning = tuned.get("tuning")
+        overrides = {**tuned["params"], **overrides}
+    params = fusion_params(plugin, overrides, prep.request.fusions)
+    tag = params_tag({"fusion": params, "encoders": {m: e["identity"] for m, e in prep.encoders.items()}})
+    return plugin, params, tuning, tag
+
+
+def run_record_path(prep: Prepared, fusion: str, seed: int) -> Path:
+    """The record file ``run_one(prep, fusion, seed)`` writes (sweeps lock and skip by it)."""
+    tag = resolve_fusion(prep, fusion)[3]
+    stem = record_stem(prep.data.name, fusion, prep.protocol_fingerprint, tag, seed)
+    return record_path(prep.request.out_dir, stem)
 
 
 def run_one(
@@ -202,19 +229,9 @@ def run_one(
 
     reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
-    plugin = registry.create("fusion", fusion)
-    tuning = None
-    overrides = dict(protocol["fusion"])
-    if prep.request.params:
-        from mmbench.tuned import load_params
-
-        tuned = load_params(prep.request.params, data.name, fusion, prep.protocol_fingerprint)
-        tuning = tuned.get("tuning")
-        overrides = {**tuned["params"], **overrides}
-    params = fusion_params(plugin, overrides, prep.request.fusions)
+    plugin, params, tuning, tag = resolve_fusion(prep, fusion)
     spec = data.input_spec()
     plugin.validate(spec, params)
-    tag = params_tag({"fusion": params, "encoders": {m: e["identity"] for m, e in prep.encoders.items()}})
     stem = record_stem(data.name, fusion, prep.protocol_fingerprint, tag, seed)
     out_file = record_path(prep.request.out_dir, stem)
     if prep.request.skip_existing:
@@ -365,6 +382,7 @@ def _fit(
     """
     import torch
 
+    from mmbench.in_model import attach_encoders
     from mmbench.memory import PeakMemory
     from mmbench.registry.manager import call_lifecycle
     from mmbench.trainer import Trainer, TrainingDiverged
@@ -380,7 +398,7 @@ def _fit(
     while True:
         torch.manual_seed(seed)
         np.random.seed(seed)
-        model = plugin.build(spec, params)
+        model = attach_encoders(plugin.build(spec, params), prep.data, prep.registry)
         n_params = sum(p.numel() for p in model.parameters())
         trainer = Trainer(
             model,

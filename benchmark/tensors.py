@@ -1,4 +1,8 @@
-"""Whole splits as tensors on the device; batches are index slices, not per-item objects."""
+"""Whole splits as tensors on the device; batches are index slices, not per-item objects.
+
+Besides ``modality`` features and ``mask:<modality>`` masks, a split holds the int64 token
+arrays of in-model encoders as ``tokens:<modality>:<name>`` (tokenised once, never per epoch).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from mmbench.data import MultimodalData, mask_key
 from torch import Tensor
+
+from mmbench.data import MultimodalData, mask_key
+
+
+def token_prefix(modality: str) -> str:
+    """Prefix of the batch keys that carry an in-model encoder's token arrays."""
+    return f"tokens:{modality}:"
+
+
+def token_key(modality: str, name: str) -> str:
+    """Batch key of one token array (e.g. ``tokens:text:input_ids``) of an in-model encoder."""
+    return token_prefix(modality) + name
 
 
 @dataclass
@@ -40,7 +55,10 @@ class TensorSplit:
 
 
 def split_tensors(data: MultimodalData, split: str, device: torch.device | str) -> TensorSplit:
-    """The rows of ``split`` as float32 tensors (sequence modalities get a bool mask)."""
+    """The rows of ``split`` as float32 tensors (sequence modalities get a bool mask).
+
+    In-model encoders' token arrays come along as int64 ``tokens:<modality>:<name>`` entries.
+    """
     idx = data.splits[split]
     inputs: dict[str, Tensor] = {}
     for modality in data.modalities:
@@ -52,6 +70,11 @@ def split_tensors(data: MultimodalData, split: str, device: torch.device | str) 
                 lengths = np.full(len(data.labels), arr.shape[1])
             steps = np.arange(arr.shape[1])[None, :]
             inputs[mask_key(modality)] = torch.from_numpy(steps < lengths[idx][:, None])
+    for modality, info in data.in_model.items():
+        for name, arr in info["tokens"].items():
+            inputs[token_key(modality, name)] = torch.from_numpy(
+                np.ascontiguousarray(arr[idx], dtype=np.int64)
+            )
     labels = torch.from_numpy(np.asarray(data.labels[idx], dtype=np.int64))
     pin = torch.device(device).type == "cuda"
     return TensorSplit(inputs, labels).to(device, pin=pin)

@@ -129,6 +129,8 @@ class Trainer:
         drop = torch.rand(b, generator=generator) < p
         which = torch.randint(len(self.modalities), (b,), generator=generator)
         for i, m in enumerate(self.modalities):
+            if m not in batch:  # computed inside the model (an in-model encoder)
+                continue
             zero = (drop & (which == i)).to(self.device)
             keep = (~zero).to(batch[m].dtype).view(-1, *([1] * (batch[m].dim() - 1)))
             batch[m] = batch[m] * keep
@@ -154,7 +156,10 @@ class Trainer:
         if cfg["imbalance"] == "class_weights":
             weights = inverse_frequency_weights(train.labels.cpu(), self.num_classes).to(self.device)
         criterion = make_loss(cfg["loss"], float(cfg["focal_gamma"]), weights).to(self.device)
-        optimizer = make_adamw(self.model.parameters(), float(cfg["lr"]), float(cfg["weight_decay"]))
+        # A model may ask for parameter groups (an in-model encoder with its own learning rate).
+        groups = getattr(self.model, "optimizer_groups", None)
+        params = groups(float(cfg["lr"])) if callable(groups) else self.model.parameters()
+        optimizer = make_adamw(params, float(cfg["lr"]), float(cfg["weight_decay"]))
         scheduler = None
         if cfg["scheduler"] == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

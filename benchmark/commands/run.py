@@ -66,6 +66,9 @@ def run(
         typer.Option(help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
     ] = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for run records.")] = Path("runs"),
+    robustness: Annotated[
+        bool, typer.Option("--robustness", help="Also run the robustness analysis on each trained model.")
+    ] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
 ) -> None:
     """Train and evaluate fusion methods on a dataset; write one record per (fusion, seed)."""
@@ -93,6 +96,16 @@ def run(
         )
         registry.get("dataset", dataset)
         prep, records = run_benchmark(request, registry, RichReporter())
+        if robustness:
+            from mmbench.robustness_runs import analyse_records
+
+            analyse_records(
+                [r for r in records if r.get("status") == "ok"],
+                registry,
+                device=request.device if request.device != "auto" else "cpu",
+                reporter=RichReporter(),
+                pool=records,
+            )
         summary = summarize(records)
         if fmt == OutputFormat.json:
             print_json(

@@ -1,0 +1,115 @@
+"""``mmbench robustness``: missing/noisy modalities and modality contributions of stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmbench.commands._common import OutputFormat, cli_errors, split_csv
+
+ORDER = 45
+
+EPILOG = """
+[bold]Examples[/bold]
+
+  mmbench run --fusion concat,late --seeds 0,1 --robustness
+  mmbench robustness --runs runs/ --dataset synthetic
+  mmbench robustness --runs runs/ --fusion cross_attention --plots report/robustness --format json
+"""
+
+
+def robustness(
+    runs: Annotated[Path, typer.Option("--runs", help="Folder of run records.")] = Path("runs"),
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Only this dataset.")] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", "-f", help="Only this fusion.")] = None,
+    levels: Annotated[str, typer.Option(help="Noise levels (× train std), comma-separated.")] = (
+        "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
+    ),
+    plots: Annotated[Path | None, typer.Option(help="Folder for PNG plots (curves, contributions).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Evaluate stored best-dev checkpoints under missing and noisy modalities; write into records."""
+    with cli_errors():
+        from mmbench.console import RichReporter
+        from mmbench.errors import UsageError
+        from mmbench.registry import get_registry
+        from mmbench.robustness_runs import analyse_runs
+
+        try:
+            lv = tuple(float(x) for x in split_csv(levels))
+        except ValueError:
+            raise UsageError(f"--levels expects comma-separated numbers, got {levels!r}") from None
+        if not lv or any(x < 0 for x in lv) or list(lv) != sorted(lv) or lv[0] != 0:
+            raise UsageError("--levels must be increasing, non-negative and start at 0")
+        if not runs.is_dir():
+            raise UsageError(f"--runs {runs}: no such folder")
+        done = analyse_runs(
+            runs,
+            get_registry(),
+            dataset=dataset,
+            fusion=fusion,
+            levels=lv,
+            device=device,
+            reporter=RichReporter(),
+        )
+        if not done:
+            raise UsageError(f"no successful run with a checkpoint found under {runs}")
+        show_results(done, fmt, plots)
+
+
+def show_results(done: list[dict], fmt: OutputFormat, plots: Path | None) -> None:
+    """Print the analysis (table or JSON) and optionally write the PNGs."""
+    from mmbench.console import out_console, print_json
+
+    if plots is not None:
+        from mmbench.robustness_plots import plot_contributions, plot_noise_curves
+
+        plot_noise_curves(done, plots / "noise_all.png")
+        plot_contributions(done, plots / "contributions.png")
+    if fmt == OutputFormat.json:
+        print_json(
+            [
+                {
+                    "record": r["_path"],
+                    "fusion": r["fusion"],
+                    "seed": r["seed"],
+                    "robustness": r["robustness"],
+                }
+                for r in done
+            ]
+        )
+        return
+    from rich.table import Table
+
+    mods = list(done[0]["robustness"]["contributions"]["shapley"])
+    table = Table(title=f"robustness on test ({done[0]['robustness']['metric']})")
+    for col in (
+        "fusion",
+        "seed",
+        "clean",
+        "no input",
+        *[f"φ {m}" for m in mods],
+        "rel. rob. (all)",
+        "eff. rob. (all)",
+    ):
+        table.add_column(col, justify="left" if col == "fusion" else "right")
+    for r in sorted(done, key=lambda r: (r["fusion"], r["seed"])):
+        rb = r["robustness"]
+        eff = (rb["noise"].get("effective_robustness") or {}).get("all")
+        table.add_row(
+            r["fusion"],
+            str(r["seed"]),
+            f"{rb['clean']:.4f}",
+            f"{rb['contributions']['no_input']:.4f}",
+            *[f"{rb['contributions']['shapley'][m]:+.4f}" for m in mods],
+            f"{rb['noise']['relative_robustness']['all']:.4f}",
+            "-" if eff is None else f"{eff:+.4f}",
+        )
+    out_console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=EPILOG)(robustness)

@@ -1,0 +1,138 @@
+"""Run the robustness analysis on stored runs: reload each best-dev checkpoint, evaluate the test
+split under perturbations, and write the results into the record (atomically)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mmbench.records import atomic_write_json, load_records
+from mmbench.robustness import DEFAULT_LEVELS, effective_robustness, evaluate_robustness
+
+BASELINE = "late"
+
+
+def _group_key(rec: dict[str, Any]) -> tuple:
+    return (
+        rec["dataset"],
+        rec["protocol_fingerprint"],
+        rec["dataset_fingerprint"],
+        rec.get("data_path"),
+        repr(sorted((m, repr(e.get("identity"))) for m, e in rec.get("encoders", {}).items())),
+    )
+
+
+def _predictor(model: Any, batch_size: int = 1024):
+    import torch
+
+    def predict(split: Any) -> Any:
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(split), batch_size):
+                out.append(model(split.slice(start, start + batch_size)).float().argmax(dim=1))
+        return torch.cat(out).cpu().numpy()
+
+    return predict
+
+
+def analyse_records(
+    records: list[dict[str, Any]],
+    registry: Any,
+    levels: tuple[float, ...] = DEFAULT_LEVELS,
+    device: str = "cpu",
+    reporter: Any = None,
+    pool: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Add ``record["robustness"]`` to every successful record with a checkpoint; return them.
+
+    ``pool`` holds other records (already analysed) where the ``late`` baselines may be found.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from mmbench.reproduce import request_from_record
+    from mmbench.runner import SilentReporter, prepare
+    from mmbench.tensors import split_tensors
+
+    reporter = reporter or SilentReporter()
+    usable = []
+    for rec in records:
+        ckpt = Path(rec["_path"]).parent / str(rec.get("checkpoint_file", ""))
+        if rec.get("status") == "ok" and rec.get("checkpoint_file") and ckpt.exists():
+            usable.append(rec)
+        else:
+            reporter.log(f"skip {Path(rec['_path']).name}: no successful run with a checkpoint")
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for rec in usable:
+        groups.setdefault(_group_key(rec), []).append(rec)
+
+    done = []
+    dev_t = torch.device(device)
+    for recs in groups.values():
+        with tempfile.TemporaryDirectory(prefix="mmbench-robustness-") as tmp:
+            request = request_from_record(recs[0], Path(tmp) / "protocol.yaml", Path(tmp), device)
+            prep = prepare(request, registry, reporter)
+        if prep.data.fingerprint != recs[0]["dataset_fingerprint"]:
+            reporter.log(
+                f"skip {len(recs)} run(s) of {recs[0]['dataset']}: the data changed since they ran "
+                f"(fingerprint {prep.data.fingerprint} != {recs[0]['dataset_fingerprint']})"
+            )
+            continue
+        train = split_tensors(prep.data, "train", dev_t)
+        test = split_tensors(prep.data, "test", dev_t)
+        spec = prep.data.input_spec()
+        for rec in recs:
+            plugin = registry.create("fusion", rec["fusion"])
+            model = plugin.build(spec, rec["fusion_params"]).to(dev_t)
+            model.load_state_dict(load_file(Path(rec["_path"]).parent / rec["checkpoint_file"]))
+            reporter.log(f"robustness: {rec['fusion']} seed {rec['seed']}")
+            rec["robustness"] = evaluate_robustness(
+                _predictor(model),
+                train,
+                test,
+                spec.names,
+                prep.data.class_names,
+                rec["protocol"]["metric"],
+                supports_missing=bool(getattr(plugin, "supports_missing", False)),
+                levels=levels,
+                seed=int(rec["seed"]),
+            )
+            done.append(rec)
+    others = [r for r in pool or [] if "robustness" in r and r["_path"] not in {d["_path"] for d in done}]
+    add_effective_robustness(done, others)
+    for rec in done:
+        atomic_write_json(Path(rec["_path"]), {k: v for k, v in rec.items() if k != "_path"})
+    return done
+
+
+def add_effective_robustness(records: list[dict[str, Any]], others: list[dict[str, Any]] = ()) -> None:
+    """Effective robustness against the ``late`` run of the same dataset, protocol and seed."""
+    baselines = {
+        (r["dataset"], r["protocol_fingerprint"], r["seed"]): r
+        for r in [*others, *records]
+        if r["fusion"] == BASELINE and "robustness" in r
+    }
+    for rec in records:
+        base = baselines.get((rec["dataset"], rec["protocol_fingerprint"], rec["seed"]))
+        noise = rec["robustness"]["noise"]
+        if base is None:
+            noise["effective_robustness"] = None
+            continue
+        b = base["robustness"]["noise"]
+        noise["effective_robustness"] = {
+            t: effective_robustness(c, b["curves"][t], noise["levels"]) for t, c in noise["curves"].items()
+        }
+
+
+def analyse_runs(
+    runs_dir: Path, registry: Any, dataset: str | None = None, fusion: str | None = None, **kw: Any
+) -> list[dict[str, Any]]:
+    """``analyse_records`` over the records under ``runs_dir`` (optionally one dataset/fusion)."""
+    records = [
+        r
+        for r in load_records(runs_dir)
+        if (dataset is None or r["dataset"] == dataset) and (fusion is None or r["fusion"] == fusion)
+    ]
+    return analyse_records(records, registry, **kw)
