@@ -112,7 +112,7 @@ def bench_fusion(
 ) -> dict[str, Any]:
     """Trainer vs bare-loop throughput, inference time, peak memory and size of one fusion."""
     from mmbench.memory import PeakMemory
-    from mmbench.runner import fusion_params
+    from mmbench.runner import build_model, fusion_params
     from mmbench.tensors import split_tensors
 
     registry, protocol, data = prep.registry, prep.protocol, prep.data
@@ -124,7 +124,7 @@ def bench_fusion(
     train = split_tensors(data, "train", dev_t)
     dev = split_tensors(data, "dev", dev_t)
     torch.manual_seed(seed)
-    initial = plugin.build(spec, params).to(dev_t)
+    initial = build_model(plugin, spec, params, data, registry).to(dev_t)
     cfg = protocol["train"]
     bs = int(cfg["batch_size"])
 

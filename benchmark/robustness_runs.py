@@ -53,7 +53,7 @@ def analyse_records(
     from safetensors.torch import load_file
 
     from mmbench.reproduce import request_from_record
-    from mmbench.runner import SilentReporter, prepare
+    from mmbench.runner import SilentReporter, build_model, prepare
     from mmbench.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
@@ -85,7 +85,7 @@ def analyse_records(
         spec = prep.data.input_spec()
         for rec in recs:
             plugin = registry.create("fusion", rec["fusion"])
-            model = plugin.build(spec, rec["fusion_params"]).to(dev_t)
+            model = build_model(plugin, spec, rec["fusion_params"], prep.data, registry).to(dev_t)
             model.load_state_dict(load_file(Path(rec["_path"]).parent / rec["checkpoint_file"]))
             reporter.log(f"robustness: {rec['fusion']} seed {rec['seed']}")
             rec["robustness"] = evaluate_robustness(

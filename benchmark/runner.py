@@ -344,6 +344,13 @@ def run_one(
     return record
 
 
+def build_model(plugin: Any, spec: Any, params: dict[str, Any], data: MultimodalData, registry: Any) -> Any:
+    """The fusion's model, wrapped with any encoder trained inside it (finetune mode)."""
+    from mmbench.in_model import attach_encoders
+
+    return attach_encoders(plugin.build(spec, params), data, registry)
+
+
 @dataclass
 class FitOutcome:
     trainer: Any
@@ -382,7 +389,6 @@ def _fit(
     """
     import torch
 
-    from mmbench.in_model import attach_encoders
     from mmbench.memory import PeakMemory
     from mmbench.registry.manager import call_lifecycle
     from mmbench.trainer import Trainer, TrainingDiverged
@@ -398,7 +404,7 @@ def _fit(
     while True:
         torch.manual_seed(seed)
         np.random.seed(seed)
-        model = attach_encoders(plugin.build(spec, params), prep.data, prep.registry)
+        model = build_model(plugin, spec, params, prep.data, prep.registry)
         n_params = sum(p.numel() for p in model.parameters())
         trainer = Trainer(
             model,
