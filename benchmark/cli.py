@@ -20,6 +20,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "[bold]Examples[/bold]: mmbench run | mmbench run --fusion all --seeds 0,1,2 | "
+        "mmbench list fusions | mmbench leaderboard --runs runs/\n\n"
+        "Exit codes: 0 ok, 1 a run failed, 2 usage or input error, 3 internal error. "
+        "MMBENCH_DEBUG=1 shows tracebacks."
+    ),
 )
 
 
