@@ -18,6 +18,8 @@ SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".predictions.json"
 CHECKPOINT_SUFFIX = ".safetensors"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -26,6 +28,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
