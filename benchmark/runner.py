@@ -200,7 +200,15 @@ def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], di
         tuning = tuned.get("tuning")
         overrides = {**tuned["params"], **overrides}
     params = fusion_params(plugin, overrides, prep.request.fusions)
-    tag = params_tag({"fusion": params, "encoders": {m: e["identity"] for m, e in prep.encoders.items()}})
+    tagged: dict[str, Any] = {
+        "fusion": params,
+        "encoders": {m: e["identity"] for m, e in prep.encoders.items()},
+    }
+    if tuning and tuning.get("train"):
+        # Tuned trainer values (lr, batch size...) change the result but not the protocol
+        # fingerprint, so they enter the params tag (the record name) instead.
+        tagged["train"] = tuning["train"]
+    tag = params_tag(tagged)
     return plugin, params, tuning, tag
 
 
@@ -252,7 +260,8 @@ def run_one(
         "protocol": protocol,
         "protocol_fingerprint": prep.protocol_fingerprint,
     }
-    outcome = _fit(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info)
+    train_overrides = dict((tuning or {}).get("train") or {})
+    outcome = _fit(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, train_overrides)
     trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
     status = "ok" if failure is None else "failed"
 
@@ -263,6 +272,7 @@ def run_one(
         "fusion": fusion,
         "fusion_params": params,
         "tuning": tuning,
+        "train_overrides": train_overrides,
         "params_tag": tag,
         "encoders": prep.encoders,
         "seed": seed,
@@ -379,6 +389,7 @@ def _fit(
     tensors: dict,
     reporter: Reporter,
     run_info: dict[str, Any],
+    train_overrides: dict[str, Any] | None = None,
 ) -> FitOutcome:
     """Build the model under the seed and train it, turning known failures into a failed run.
 
@@ -386,6 +397,9 @@ def _fit(
     * Out of memory -> retry from scratch with half the batch and twice the gradient
       accumulation (the same effective batch), up to batch size 1; recorded in the record.
     * A plugin raising in a lifecycle hook -> failed, naming the plugin.
+
+    ``train_overrides`` (tuned trainer values) update a copy of ``protocol["train"]`` for this
+    run only, so the protocol and its fingerprint stay those of the untuned runs.
     """
     import torch
 
@@ -394,7 +408,7 @@ def _fit(
     from mmbench.trainer import Trainer, TrainingDiverged
 
     protocol = prep.protocol
-    train_cfg = dict(protocol["train"])
+    train_cfg = {**protocol["train"], **(train_overrides or {})}
     retries = 0
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:

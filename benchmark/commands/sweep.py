@@ -1,0 +1,163 @@
+"""``mmbench sweep``: the (dataset, fusion, seed) grid; resumable, shardable, safe to run concurrently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmbench.commands._common import (
+    OutputFormat,
+    cli_errors,
+    parse_encoders,
+    parse_seeds,
+    resolve_fusions,
+    split_csv,
+)
+
+ORDER = 15
+
+EPILOG = """
+[bold]Examples[/bold]
+
+  mmbench sweep --fusion all --dataset synthetic,mfeat --seeds 0,1,2,3,4
+  mmbench sweep --fusion all --dataset synthetic:redundant,synthetic:synergy --seeds 0-4
+  mmbench sweep --fusion all --dataset mfeat --seeds 0-4 --shard 2/4     [dim]# a quarter of the grid[/dim]
+  mmbench sweep --fusion concat,late --set data.n_samples=600 --max-epochs 2 --no-checkpoints
+
+A dataset spec is NAME or NAME:PRESET (PRESET sets data.preset). Records go to OUT/NAME[-PRESET]/.
+A re-run skips cells that have a record, so an interrupted sweep resumes where it stopped.
+Several sweeps may share OUT (on one machine or several): each cell is claimed with a lock
+file beside its record; a lock whose process died (same host) or that has not been touched for
+--stale-after hours is taken over. Exit code 1 when a run of the grid failed.
+"""
+
+
+def sweep(
+    fusion: Annotated[
+        str, typer.Option("--fusion", "-f", help="Fusion(s), comma-separated, or 'all'.")
+    ] = "all",
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset spec(s) NAME or NAME:PRESET, comma-separated.")
+    ] = "synthetic",
+    seeds: Annotated[
+        str | None, typer.Option(help="Seeds, e.g. 0,1,2 or 0-4 (default: each protocol's).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", "-s", help="Protocol override key=value, repeatable (applies to every dataset)."
+        ),
+    ] = None,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option("--max-epochs", help="Cap on epochs (a budget cut below the protocol is recorded)."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data file or folder (default: $MMBENCH_DATA).")
+    ] = None,
+    encoder: Annotated[
+        list[str] | None, typer.Option("--encoder", "-e", help="MODALITY=NAME, repeatable.")
+    ] = None,
+    protocol: Annotated[
+        Path | None, typer.Option("--protocol", help="A protocol YAML merged over each dataset's.")
+    ] = None,
+    params: Annotated[
+        str | None, typer.Option("--params", help="Fusion hyper-parameters: 'tuned' or a YAML file.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for run records.")] = Path("runs"),
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="I/N: run the I-th of N interleaved parts of the grid.")
+    ] = None,
+    checkpoints: Annotated[
+        bool, typer.Option("--checkpoints/--no-checkpoints", help="Save model weights beside each record.")
+    ] = True,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Re-train cells whose record is a failed run.")
+    ] = False,
+    stale_after: Annotated[
+        float, typer.Option("--stale-after", help="Hours without a heartbeat after which a lock is stale.")
+    ] = 6.0,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Run every (dataset, fusion, seed) of a grid that has no record yet; one record per cell."""
+    with cli_errors():
+        from mmbench.console import RichReporter, out_console, print_json
+        from mmbench.errors import UsageError
+        from mmbench.registry import get_registry
+        from mmbench.sweep import SweepRequest, parse_shard, run_sweep
+
+        if stale_after <= 0:
+            raise UsageError(f"--stale-after must be positive, got {stale_after}")
+        registry = get_registry()
+        request = SweepRequest(
+            datasets=split_csv(dataset),
+            fusions=resolve_fusions(fusion, registry),
+            seeds=parse_seeds(seeds),
+            data_path=data,
+            protocol_file=protocol,
+            overrides=list(set_ or []),
+            encoders=parse_encoders(encoder),
+            max_epochs=max_epochs,
+            device=device,
+            out_dir=out,
+            save_checkpoints=checkpoints,
+            params=params,
+            shard=parse_shard(shard),
+            stale_after_hours=stale_after,
+            retry_failed=retry_failed,
+        )
+        result = run_sweep(request, registry, RichReporter())
+        counts = {s: result.count(s) for s in ("trained", "existing", "busy", "failed")}
+        if fmt == OutputFormat.json:
+            print_json(
+                {
+                    "grid": result.grid_size,
+                    "shard": f"{result.shard[0]}/{result.shard[1]}",
+                    "out": str(out),
+                    "counts": counts,
+                    "cells": [
+                        {
+                            "dataset": c.cell.dataset,
+                            "fusion": c.cell.fusion,
+                            "seed": c.cell.seed,
+                            "status": c.status,
+                            "record": c.record,
+                            "test_weighted_f1": c.weighted_f1,
+                            "note": c.note,
+                        }
+                        for c in result.cells
+                    ],
+                }
+            )
+        else:
+            from rich.table import Table
+
+            table = Table(
+                title=f"sweep: shard {result.shard[0]}/{result.shard[1]} of a {result.grid_size}-cell grid",
+                caption=f"records in {out}/ — " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+            )
+            for col in ("dataset", "fusion", "trained", "existing", "busy", "failed", "test wF1 ↑ (mean)"):
+                table.add_column(col, justify="left" if col in ("dataset", "fusion") else "right")
+            pairs = sorted({(c.cell.dataset, c.cell.fusion) for c in result.cells})
+            for ds, fu in pairs:
+                cells = [c for c in result.cells if (c.cell.dataset, c.cell.fusion) == (ds, fu)]
+                scores = [c.weighted_f1 for c in cells if c.weighted_f1 is not None]
+                table.add_row(
+                    ds,
+                    fu,
+                    *(
+                        str(sum(c.status == s for c in cells))
+                        for s in ("trained", "existing", "busy", "failed")
+                    ),
+                    f"{sum(scores) / len(scores):.4f}" if scores else "-",
+                )
+            out_console.print(table)
+        if counts["failed"]:
+            raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=EPILOG)(sweep)
