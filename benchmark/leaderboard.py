@@ -18,6 +18,7 @@ same records always render to the same bytes.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Row:
     delta: float | None = None
     tied: bool = False
     best: bool = False
+    robustness: dict[str, Any] | None = None  # robustness.summarize_robustness of the records
 
     @property
     def seeds(self) -> list[int]:
@@ -322,6 +324,7 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
                 efficiency=efficiency,
                 budget_cut=any(r.get("budget_cut") for r in recs),
                 encoders=_encoders_label(recs[0]),
+                robustness=summarize_robustness(recs),
             )
         )
     _label_rows(rows)
@@ -635,7 +638,10 @@ def plot_names(board: Leaderboard, group: Group, output: Path) -> dict[str, str]
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
     if len(board.groups) > 1:
         stem += f".{group.protocol_fingerprint[:8]}.{group.dataset_fingerprint[:8]}"
-    return {"bars": f"{stem}.{group.metric}.png", "per_class": f"{stem}.per_class_f1.png"}
+    names = {"bars": f"{stem}.{group.metric}.png", "per_class": f"{stem}.per_class_f1.png"}
+    if any(r.robustness for r in group.rows):
+        names.update(noise=f"{stem}.noise.png", contributions=f"{stem}.contributions.png")
+    return names
 
 
 def render_markdown(
@@ -675,6 +681,7 @@ def render_markdown(
             out.append("")
             if links:
                 out += [f"![Per-class test F1 by fusion]({links['per_class']})", ""]
+            out += robustness_markdown(group, links)
         for label, text in footer_lines(group, board):
             out.append(f"- **{label}**: {text}")
         out.append("")
@@ -683,6 +690,75 @@ def render_markdown(
     if command:
         out += ["---", "", f"Regenerate: `{command}`", ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def summarize_robustness(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean ± std over seeds of a row's robustness figures; None when none was analysed."""
+    analysed = [r["robustness"] for r in records if r.get("robustness")]
+    if not analysed:
+        return None
+
+    def mean_std(values: list[float]) -> dict[str, float] | None:
+        vals = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+        if not len(vals):
+            return None
+        return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+
+    modalities = list(analysed[0]["contributions"]["shapley"])
+    return {
+        "n": len(analysed),
+        "relative": mean_std([a["noise"]["relative_robustness"]["all"] for a in analysed]),
+        "effective": mean_std([(a["noise"].get("effective_robustness") or {}).get("all") for a in analysed]),
+        "shapley": {m: mean_std([a["contributions"]["shapley"][m] for a in analysed]) for m in modalities},
+    }
+
+
+def robustness_markdown(group: Group, links: dict[str, str] | None) -> list[str]:
+    """The robustness table (from ``mmbench robustness``) of the rows that have one."""
+    rows = [r for r in group.rows if r.robustness]
+    if not rows:
+        return []
+    modalities = list(rows[0].robustness["shapley"])
+
+    def cell(v: dict[str, float] | None, sign: bool = False) -> str:
+        if v is None:
+            return "-"
+        return f"{v['mean']:+.4f} ± {v['std']:.4f}" if sign else f"{v['mean']:.4f} ± {v['std']:.4f}"
+
+    heads = [
+        "fusion",
+        "n",
+        f"relative robustness {UP}",
+        f"effective robustness {UP}",
+        *[f"φ {m}" for m in modalities],
+    ]
+    cells = [
+        [
+            row.label,
+            str(row.robustness["n"]),
+            cell(row.robustness["relative"]),
+            cell(row.robustness["effective"], True),
+            *[cell(row.robustness["shapley"].get(m), True) for m in modalities],
+        ]
+        for row in rows
+    ]
+    out = [
+        f"Robustness on test ({METRIC_NAMES[group.metric]}; `mmbench robustness`): area under the "
+        "metric-vs-noise curve with Gaussian noise of 0-1 × train std on all modalities; effective = that "
+        "area minus late fusion's curve scaled to equal clean score; φ = Shapley contribution of each "
+        "modality (they sum to the gain over the no-input output). See docs/robustness.md.",
+        "",
+        *_pipe_table(heads, cells, set(range(1, len(heads)))),
+        "",
+    ]
+    if links and links.get("noise"):
+        out += [
+            f"![Test metric under noise]({links['noise']})",
+            "",
+            f"![Modality contributions]({links['contributions']})",
+            "",
+        ]
+    return out
 
 
 def board_to_dict(board: Leaderboard) -> dict[str, Any]:
@@ -711,6 +787,7 @@ def board_to_dict(board: Leaderboard) -> dict[str, Any]:
                     "tied": row.tied,
                     "p_value": row.p_value,
                     "delta": row.delta,
+                    "robustness": row.robustness,
                 }
             )
         groups.append(

@@ -171,6 +171,12 @@ def leaderboard(
                 if group.rows:
                     links[i] = plot_names(board, group, output)
                     plot_group(group, output.parent / links[i]["bars"], output.parent / links[i]["per_class"])
+                    if "noise" in links[i]:
+                        from mmbench.robustness_plots import plot_contributions, plot_noise_curves
+
+                        analysed = [r for row in group.rows for r in row.records if r.get("robustness")]
+                        plot_noise_curves(analysed, output.parent / links[i]["noise"])
+                        plot_contributions(analysed, output.parent / links[i]["contributions"])
         if fmt == BoardFormat.table:
             for item in rich_renderables(board, command):
                 out_console.print(item)
