@@ -12,3 +12,8 @@ def mmbench_register_datasets(registry: Registry) -> None:
         f"{_PKG}.synthetic:SyntheticDataset",
         "Embedded IEMOCAP-shaped generator with redundant/unique/synergy/mixed presets",
     )
+    registry.add_dataset(
+        "mfeat",
+        f"{_PKG}.mfeat:MfeatDataset",
+        "UCI Multiple Features: 2,000 digits, 6 views, 10 classes (shipped, CC BY 4.0)",
+    )
