@@ -60,8 +60,11 @@ def test_bad_input_exits_2_with_one_message(args, fragment, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     if args[0] == "run":
-        args = [*args, "--out", str(out), "--set", "data.n_samples=300", "--max-epochs", "1"] if (
-            "--max-epochs" not in args) else [*args, "--out", str(out)]
+        args = (
+            [*args, "--out", str(out), "--set", "data.n_samples=300", "--max-epochs", "1"]
+            if ("--max-epochs" not in args)
+            else [*args, "--out", str(out)]
+        )
     result = runner.invoke(app, args)
     message = " ".join(_message(result).split())
     assert result.exit_code == 2, message

@@ -11,14 +11,29 @@ import pytest
 
 from mmbench.records import is_record_file, load_records
 
-ARGS = ["run", "--fusion", "concat,late", "--seeds", "0,1", "--set", "data.n_samples=600",
-        "--max-epochs", "3", "--format", "json"]
+ARGS = [
+    "run",
+    "--fusion",
+    "concat,late",
+    "--seeds",
+    "0,1",
+    "--set",
+    "data.n_samples=600",
+    "--max-epochs",
+    "3",
+    "--format",
+    "json",
+]
 
 
 def _spawn(out, cache):
     env = dict(os.environ, MMBENCH_CACHE=str(cache))
-    return subprocess.Popen([sys.executable, "-m", "mmbench", *ARGS, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mmbench", *ARGS, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def _check_folder(out):

@@ -116,13 +116,18 @@ def test_checkpoint_is_safetensors_and_matches_predictions(tmp_path):
     from safetensors.torch import load_file
 
     reg, _ = build_registry()
-    _, records = run_benchmark(RunRequest(fusions=["concat"], seeds=[0], overrides=SMALL, max_epochs=2,
-                                          out_dir=tmp_path, device="cpu"), reg)
+    _, records = run_benchmark(
+        RunRequest(
+            fusions=["concat"], seeds=[0], overrides=SMALL, max_epochs=2, out_dir=tmp_path, device="cpu"
+        ),
+        reg,
+    )
     rec = records[0]
     state = load_file(tmp_path / rec["checkpoint_file"])
     model = reg.create("fusion", "concat").build(
-        __import__("mmbench.plugins.datasets.synthetic", fromlist=["generate"]).generate(
-            n_samples=400).input_spec(),
+        __import__("mmbench.plugins.datasets.synthetic", fromlist=["generate"])
+        .generate(n_samples=400)
+        .input_spec(),
         rec["fusion_params"],
     )
     model.load_state_dict(state)
@@ -133,8 +138,17 @@ def test_reproduce_matches_exactly(tmp_path):
     from mmbench.reproduce import reproduce
 
     reg, _ = build_registry()
-    _, records = run_benchmark(RunRequest(fusions=["cross_attention"], seeds=[1], overrides=SMALL,
-                                          max_epochs=2, out_dir=tmp_path, device="cpu"), reg)
+    _, records = run_benchmark(
+        RunRequest(
+            fusions=["cross_attention"],
+            seeds=[1],
+            overrides=SMALL,
+            max_epochs=2,
+            out_dir=tmp_path,
+            device="cpu",
+        ),
+        reg,
+    )
     result = reproduce(Path(records[0]["_path"]), reg)
     assert result["match"] is True
     assert result["protocol_fingerprint"]["original"] == result["protocol_fingerprint"]["reproduced"]

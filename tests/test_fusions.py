@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from mmbench.data import InputSpec, ModalitySpec, StreamSpec, mask_key
 from mmbench.errors import UsageError
 from mmbench.registry.manager import build_registry

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from mmbench.metrics import classification_metrics
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from mmbench.metrics import classification_metrics
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

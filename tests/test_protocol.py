@@ -1,6 +1,7 @@
 """Protocol resolution, overrides and fingerprints."""
 
 import pytest
+
 from mmbench.errors import UsageError
 from mmbench.protocol import fingerprint, load_protocol, parse_override
 

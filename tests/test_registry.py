@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from mmbench.errors import PluginError, UnknownNameError
 from mmbench.registry import Registry, hookimpl
 from mmbench.registry.manager import build_registry

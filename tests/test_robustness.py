@@ -38,8 +38,14 @@ def test_auc_and_effective_robustness():
 
 
 def _train(tmp_path, preset, fusions, n=2000, epochs=12):
-    req = RunRequest(fusions=fusions, seeds=[0], overrides=[f"data.preset={preset}", f"data.n_samples={n}"],
-                     max_epochs=epochs, out_dir=tmp_path, device="cpu")
+    req = RunRequest(
+        fusions=fusions,
+        seeds=[0],
+        overrides=[f"data.preset={preset}", f"data.n_samples={n}"],
+        max_epochs=epochs,
+        out_dir=tmp_path,
+        device="cpu",
+    )
     return run_benchmark(req, REGISTRY)[1]
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mmbench.errors import DataError, UsageError
 from mmbench.records import load_records
 from mmbench.registry.manager import build_registry

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+
 from mmbench.errors import UsageError
 from mmbench.plugins.datasets.synthetic import generate
-from sklearn.linear_model import LogisticRegression
 
 
 def test_shapes_and_classes():

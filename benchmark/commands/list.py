@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+
 from mmbench.commands._common import OutputFormat, cli_errors
 
 ORDER = 20
@@ -25,9 +27,11 @@ def list_(
 ) -> None:
     """List registered datasets, encoders, fusions, or plugin distributions (no torch import)."""
     with cli_errors():
+        from rich.markup import escape
+        from rich.table import Table
+
         from mmbench.console import err_console, out_console, print_json
         from mmbench.registry import get_registry
-        from rich.table import Table
 
         registry = get_registry()
         kinds = {"datasets": "dataset", "encoders": "encoder", "fusions": "fusion"}
@@ -37,14 +41,23 @@ def list_(
                 print_json({"plugins": rows, "problems": registry.problems})
                 return
             table = Table(title="mmbench plugins")
-            for col in ("plugin", "distribution", "version", "hooks", "registered", "status"):
-                table.add_column(col)
+            for col in ("plugin", "distribution", "version", "location", "hooks", "registered", "status"):
+                table.add_column(col, overflow="fold")
             for p in rows:
-                reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
-                hooks = ", ".join(h.removeprefix("mmbench_") for h in p["hooks"])
-                status = f"[red]{p['error']}[/red]" if p["error"] else "[green]ok[/green]"
-                table.add_row(p["name"], p["distribution"] or "-", p["version"] or "-", hooks, reg, status)
+                reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items()) or "-"
+                hooks = ", ".join(h.removeprefix("mmbench_") for h in p["hooks"]) or "-"
+                status = f"[red]{escape(p['error'])}[/red]" if p["error"] else "[green]ok[/green]"
+                table.add_row(
+                    p["name"],
+                    p["distribution"] or "-",
+                    p["version"] or "-",
+                    _location(p["location"]),
+                    hooks,
+                    reg,
+                    status,
+                )
             out_console.print(table)
+            _warn(err_console, registry.problems, {p["error"] for p in rows})
             return
         selected = list(kinds) if what == ListWhat.all else [what.value]
         data = {k: [e.as_dict() for e in registry.entries(kinds[k])] for k in selected}
@@ -59,8 +72,24 @@ def list_(
             for e in data[k]:
                 table.add_row(e["name"], e["summary"], e["plugin"] or "-")
             out_console.print(table)
-        for problem in registry.problems:
-            err_console.print(f"[yellow]warning:[/yellow] {problem}")
+        _warn(err_console, registry.problems)
+
+
+def _location(path: str | None) -> str:
+    """The plugin's package folder (its ``__init__.py`` says little), or ``-``."""
+    if not path:
+        return "-"
+    p = Path(path)
+    return str(p.parent if p.name == "__init__.py" else p)
+
+
+def _warn(console: Any, problems: list[str], shown: set[str | None] = frozenset()) -> None:
+    """Print the registry's problems (load errors, duplicate names) not already in the table."""
+    from rich.markup import escape as _escape
+
+    for problem in problems:
+        if problem not in shown:
+            console.print(f"[yellow]warning:[/yellow] {_escape(problem)}")
 
 
 def register(app: typer.Typer) -> None:

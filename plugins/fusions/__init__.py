@@ -19,3 +19,13 @@ def mmbench_register_fusions(registry: Registry) -> None:
         "late", f"{_PKG}.late:LateFusion", "Late fusion: per-modality classifiers, logits combined"
     )
     registry.add_fusion("unimodal", f"{_PKG}.unimodal:UnimodalFusion", "Baseline: one modality only")
+    registry.add_fusion(
+        "tensor", f"{_PKG}.tensor:TensorFusion", "Tensor Fusion Network: outer product of projections"
+    )
+    registry.add_fusion(
+        "low_rank", f"{_PKG}.low_rank:LowRankFusion", "Low-rank Multimodal Fusion: modality-specific factors"
+    )
+    registry.add_fusion("gated", f"{_PKG}.gated:GatedFusion", "Gated Multimodal Unit over M modalities")
+    registry.add_fusion(
+        "mult", f"{_PKG}.mult:MulTFusion", "Multimodal Transformer: pairwise cross-modal attention"
+    )

@@ -1,0 +1,94 @@
+"""``tensor``: Tensor Fusion Network (TFN; Zadeh et al., "Tensor Fusion Network for Multimodal
+Sentiment Analysis", EMNLP 2017).
+
+Each modality (sequences mean-pooled over real steps) ``[B, D_m]`` is projected (Linear,
+BatchNorm, ReLU, dropout) to ``[B, p]`` with ``p = proj_dim`` and a constant 1 is appended ->
+``z_m = [h_m, 1]`` of width ``p + 1``. The fused representation is the outer product
+``z_1 ⊗ z_2 ⊗ ... ⊗ z_M``, flattened -> ``[B, (p + 1)^M]``: thanks to the appended 1 it holds
+every unimodal term, every bimodal product and every M-modal product of the projections. A
+dropout and an MLP (``(p + 1)^M -> hidden -> hidden -> classes``, the paper's post-fusion
+network) classify it.
+
+The fused width grows as ``(p + 1)^M``: with three modalities keep ``proj_dim`` small (16 gives
+4,913 features, 32 gives 35,937); ``validate`` refuses widths above ``max_features``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmbench.contracts import FusionPlugin
+from mmbench.data import InputSpec
+from mmbench.errors import UsageError
+from mmbench.plugins.fusions.layers import Projection, check_modalities, pooled
+
+
+def with_one(h: Tensor) -> Tensor:
+    """``[B, p] -> [B, p + 1]`` with a constant 1 appended (keeps the lower-order terms)."""
+    return torch.cat([h, h.new_ones(h.shape[0], 1)], dim=1)
+
+
+def outer_product(vectors: list[Tensor]) -> Tensor:
+    """Flattened batched outer product of ``[B, d_i]`` tensors -> ``[B, prod(d_i)]``."""
+    out = vectors[0]
+    for v in vectors[1:]:
+        out = (out.unsqueeze(2) * v.unsqueeze(1)).flatten(1)
+    return out
+
+
+class TensorFusionModel(nn.Module):
+    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+        super().__init__()
+        self.names = check_modalities(spec, params["modalities"])
+        p, hidden, drop = params["proj_dim"], params["hidden"], params["dropout"]
+        self.proj = nn.ModuleDict({m: Projection(spec[m].dim, p, drop) for m in self.names})
+        self.post = nn.Sequential(
+            nn.Dropout(drop),
+            nn.Linear((p + 1) ** len(self.names), hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, spec.num_classes),
+        )
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.post(outer_product([with_one(self.proj[m](pooled(batch, m))) for m in self.names]))
+
+
+class TensorFusion(FusionPlugin):
+    """Outer product of modality projections with an appended 1 (TFN)."""
+
+    default_params = {
+        "proj_dim": 16,
+        "hidden": 128,
+        "dropout": 0.3,
+        "max_features": 1_000_000,
+        "modalities": None,
+    }
+
+    def search_space(self, trial: Any) -> dict[str, Any]:
+        return {
+            "proj_dim": trial.suggest_categorical("proj_dim", [8, 16, 24, 32]),
+            "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
+            "dropout": trial.suggest_float("dropout", 0.1, 0.5),
+        }
+
+    def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
+        names = check_modalities(spec, params["modalities"])
+        if params["proj_dim"] < 1:
+            raise UsageError(f"fusion.proj_dim must be positive, got {params['proj_dim']}")
+        width = (params["proj_dim"] + 1) ** len(names)
+        if width > params["max_features"]:
+            largest = int(math.floor(params["max_features"] ** (1 / len(names)))) - 1
+            raise UsageError(
+                f"tensor fusion of {len(names)} modalities with fusion.proj_dim={params['proj_dim']} has "
+                f"{width:,} features (more than fusion.max_features={params['max_features']:,}); "
+                f"use fusion.proj_dim <= {largest}"
+            )
+
+    def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
+        return TensorFusionModel(spec, params)

@@ -1,0 +1,108 @@
+"""Every built-in (and every installed) fusion, dataset and encoder through ``mmbench.testing``.
+
+The lists come from the registry, so a plugin added later is checked without editing this file.
+Datasets that need user files are left out, and a test checks each one left out really needs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmbench.errors import UsageError
+from mmbench.registry.manager import build_registry
+from mmbench.testing import (
+    DatasetCase,
+    DatasetConformance,
+    EncoderCase,
+    EncoderConformance,
+    FusionCase,
+    FusionConformance,
+    load_dataset,
+)
+
+REGISTRY, _ = build_registry()
+FUSIONS = REGISTRY.names("fusion")
+DATASETS = REGISTRY.names("dataset")
+ENCODERS = REGISTRY.names("encoder")
+
+#: Fusions that ignore modalities by design (the kit checks they really get no gradient).
+FUSION_CASES: dict[str, dict[str, Any]] = {"unimodal": {"unused_modalities": ("audio", "visual")}}
+
+
+def _needs_data(name: str) -> bool:
+    return bool(getattr(REGISTRY.get("dataset", name).load(), "needs_data", False))
+
+
+SELF_CONTAINED = [d for d in DATASETS if not _needs_data(d)]
+NEEDS_DATA = [d for d in DATASETS if _needs_data(d)]
+
+
+def _tiny_bert(root: Path, seed: int) -> str:
+    from tests.encoder_fixtures import tiny_bert
+
+    return str(tiny_bert(root / f"bert{seed}", seed=seed))
+
+
+def _encoder_case(name: str, tmp: Path) -> EncoderCase:
+    """Options that keep each built-in encoder fast and offline, and what must change its identity."""
+    if name == "precomputed":
+        return EncoderCase(name, modality="audio")  # no options: its identity is constant
+    if name == "tfidf":
+        return EncoderCase(
+            name,
+            options={"n_components": 8},
+            identity_variants=[{"n_components": 4}, {"ngram_range": [1, 1]}],
+        )
+    if name in ("hf-text", "hf-text-finetune"):
+        a, b = _tiny_bert(tmp, 0), _tiny_bert(tmp, 1)
+        return EncoderCase(
+            name,
+            options={"model": a, "max_length": 16},
+            identity_variants=[{"model": b}, {"max_length": 24}, {"pooling": "cls"}],
+        )
+    return EncoderCase(name)  # a plugin installed later: the defaults on raw text
+
+
+def test_registry_lists_plugins_of_every_kind():
+    assert {"concat", "cross_attention", "late", "unimodal"} <= set(FUSIONS)
+    assert "synthetic" in SELF_CONTAINED
+    assert {"precomputed", "tfidf"} <= set(ENCODERS)
+
+
+class TestBuiltinFusions(FusionConformance):
+    @pytest.fixture(scope="class", params=FUSIONS)
+    def fusion_case(self, request: pytest.FixtureRequest) -> FusionCase:
+        return FusionCase(request.param, **FUSION_CASES.get(request.param, {}))
+
+
+class TestBuiltinDatasets(DatasetConformance):
+    @pytest.fixture(scope="class", params=SELF_CONTAINED)
+    def dataset_case(self, request: pytest.FixtureRequest) -> DatasetCase:
+        return DatasetCase(request.param)
+
+
+class TestBuiltinEncoders(EncoderConformance):
+    @pytest.fixture(scope="class", params=ENCODERS)
+    def encoder_case(
+        self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> EncoderCase:
+        return _encoder_case(request.param, tmp_path_factory.mktemp("encoder"))
+
+
+def test_datasets_left_out_need_data() -> None:
+    """Every dataset the kit does not run is left out because it declares needs_data."""
+    assert sorted(SELF_CONTAINED + NEEDS_DATA) == sorted(DATASETS)
+    for name in NEEDS_DATA:
+        plugin = REGISTRY.create("dataset", name)
+        assert plugin.needs_data is True
+        assert plugin.data_help.strip(), f"{name} needs data but its data_help says nothing about it"
+        with pytest.raises(UsageError):
+            load_dataset(name, None)
+
+
+def test_unimodal_exception_is_still_true():
+    """The declared exception above is checked by the kit; make sure it stays a real exception."""
+    assert REGISTRY.get("fusion", "unimodal").load().default_params["modality"] == "auto"
