@@ -1,0 +1,89 @@
+"""``mmbench extract``: features from raw audio/video into a table the dataset plugins read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmbench.commands._common import OutputFormat, cli_errors
+
+ORDER = 12
+
+EXTRACT_EPILOG = """
+[bold]Examples[/bold]
+
+  mmbench extract --manifest utterances.csv --audio-dir wav/ --encoder audio=mfcc --encoder audio=prosody
+  mmbench extract --manifest meld.csv --video-dir mp4/ --encoder audio=wav2vec2:model=models/wav2vec2-base \\
+      --encoder visual=frames:model=models/resnet-50,num_frames=8 --output features/
+  mmbench extract --manifest utterances.csv --audio-dir wav/ --encoder audio=mfcc:pooling=mean_std@MFCC50
+
+Encoders: [bold]MODALITY=NAME\\[:key=value,...]\\[@COLUMN][/bold] (default columns: audio=wav2vec2 V1,
+audio=mfcc V2, audio=prosody V3, visual=frames A2). Output: features.csv (File Name, Utterance,
+feature columns as list literals, Emotion, ...) and manifest.json (encoder identities, input hashes).
+
+Re-running resumes from <output>/.parts/. A clip that cannot be decoded is listed and left out
+(exit 0; --strict: exit 2). Models are read from local folders only; nothing is downloaded.
+"""
+
+
+def extract_command(
+    manifest: Annotated[
+        Path,
+        typer.Option(
+            "--manifest", "-m", help="CSV/TSV/XLSX: File Name (or id), Utterance, Emotion[, Split]."
+        ),
+    ],
+    encoder: Annotated[
+        list[str],
+        typer.Option("--encoder", "-e", help="MODALITY=NAME\\[:key=value,...]\\[@COLUMN], repeatable."),
+    ],
+    audio_dir: Annotated[
+        Path | None, typer.Option("--audio-dir", help="Folder of <id>.wav (or .flac, .mp3, ...).")
+    ] = None,
+    video_dir: Annotated[
+        Path | None, typer.Option("--video-dir", help="Folder of <id>.mp4 (or .mkv, ...).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("features"),
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="Threads for the numpy extractors (mfcc, prosody).")
+    ] = 1,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 when any clip cannot be extracted.")
+    ] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Summary format.")] = OutputFormat.table,
+) -> None:
+    """Extract audio/visual features from raw media into a resumable, traceable feature table."""
+    with cli_errors():
+        from mmbench.console import RichReporter, out_console, print_json
+        from mmbench.extraction import run_extraction
+
+        reporter = RichReporter()
+        result = run_extraction(
+            manifest,
+            list(encoder),
+            output,
+            audio_dir=audio_dir,
+            video_dir=video_dir,
+            workers=workers,
+            strict=strict,
+            log=reporter.log,
+        )
+        if fmt == OutputFormat.json:
+            print_json(result.summary)
+            return
+        from rich.table import Table
+
+        table = Table(title=f"features: {result.table} ({result.rows} rows)")
+        for name in ("column", "computed", "reused"):
+            table.add_column(name)
+        for col in result.computed:
+            table.add_row(col, str(result.computed[col]), str(result.reused[col]))
+        out_console.print(table)
+        if result.errors:
+            out_console.print(f"{len(result.errors)} clip(s) skipped; listed in {result.manifest}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract", epilog=EXTRACT_EPILOG)(extract_command)
