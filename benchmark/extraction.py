@@ -80,7 +80,7 @@ def parse_encoder_spec(text: str) -> EncoderSpec:
             raise UsageError(f"{usage}: option {item!r} is not key=value")
         options[key.strip()] = value.strip()
     entry = get_entry(name, modality)
-    return EncoderSpec(modality, name, options, column or entry.column)
+    return EncoderSpec(modality, name, options, column or entry.extra["column"])
 
 
 @dataclass

@@ -51,6 +51,16 @@ def mmbench_register_fusions(registry: Registry) -> None:
 
 
 @hookspec
+def mmbench_register_extractors(registry: Registry) -> None:
+    """Register raw-media feature extractors with ``registry.add_extractor(name, target, summary,
+    modality=..., column=...)``.
+
+    Called once when the registry is built. ``target`` names a class deriving from
+    :class:`mmbench.plugins.extractors.Extractor`; ``mmbench extract --encoder MODALITY=NAME`` runs it.
+    """
+
+
+@hookspec
 def mmbench_run_start(run: dict[str, Any]) -> None:
     """Called before training one (dataset, fusion, seed) run.
 
@@ -73,5 +83,6 @@ REGISTRATION_HOOKS = (
     "mmbench_register_datasets",
     "mmbench_register_encoders",
     "mmbench_register_fusions",
+    "mmbench_register_extractors",
 )
 LIFECYCLE_HOOKS = ("mmbench_run_start", "mmbench_epoch_end", "mmbench_run_end")

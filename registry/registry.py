@@ -13,7 +13,7 @@ from typing import Any
 
 from mmbench.errors import PluginError, UnknownNameError
 
-KINDS = ("dataset", "encoder", "fusion")
+KINDS = ("dataset", "encoder", "fusion", "extractor")
 
 
 @dataclass
@@ -115,6 +115,16 @@ class Registry:
     def add_fusion(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
         """Register a fusion method."""
         self._add("fusion", name, target, summary, extra)
+
+    def add_extractor(
+        self, name: str, target: str, summary: str = "", *, modality: str, column: str, **extra: Any
+    ) -> None:
+        """Register a raw-media feature extractor for ``mmbench extract``.
+
+        ``modality`` is the media it reads (``audio`` or ``visual``); ``column`` the default output
+        column of the reference table layout (``V1``, ``A2``, ...).
+        """
+        self._add("extractor", name, target, summary, dict(extra, modality=modality, column=column))
 
     # ----------------------------------------------------------------- lookups
     def names(self, kind: str, pattern: str | None = None) -> list[str]:

@@ -1,8 +1,10 @@
 """Feature extractors for ``mmbench extract``: raw media (audio, video) -> one vector per utterance.
 
-Extractors are listed in :data:`EXTRACTORS` (name -> modality, import path, default output
-column of the reference spreadsheet layout, summary). Importing this package is cheap; numpy,
-torch, transformers and PyAV are imported only when an extractor is built or run.
+Extractors are plugins like datasets and fusions: registered through the
+``mmbench_register_extractors`` hook with their modality and the default output column of the
+reference spreadsheet layout (a third-party package adds its own the same way). Importing this
+package is cheap; numpy, torch, transformers and PyAV are imported only when an extractor is
+built or run.
 
 An extractor is a class deriving from :class:`Extractor`: typed options with defaults, an
 :meth:`Extractor.identity` naming everything that changes its output (options, weight hashes,
@@ -12,79 +14,72 @@ library versions), :meth:`Extractor.setup` (load a model once) and :meth:`Extrac
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mmbench.errors import UnknownNameError, UsageError
+from mmbench.errors import UsageError
+from mmbench.registry import Registry, hookimpl
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from mmbench.registry.registry import Entry
+
 _PKG = "mmbench.plugins.extractors"
 
 
-@dataclass(frozen=True)
-class ExtractorEntry:
-    """One row of the extractor table."""
-
-    name: str
-    modality: str
-    target: str
-    column: str
-    summary: str
-
-    def load(self) -> type[Extractor]:
-        module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-EXTRACTORS: dict[str, ExtractorEntry] = {
-    e.name: e
-    for e in (
-        ExtractorEntry(
-            "wav2vec2",
-            "audio",
-            f"{_PKG}.audio:Wav2Vec2Extractor",
-            "V1",
-            "wav2vec2-style speech model from a local folder, mean-pooled last hidden state",
-        ),
-        ExtractorEntry(
-            "mfcc",
-            "audio",
-            f"{_PKG}.audio:MfccExtractor",
-            "V2",
-            "25 MFCCs (25 ms / 10 ms frames, 40 mel bands, dB), mean over time",
-        ),
-        ExtractorEntry(
-            "prosody",
-            "audio",
-            f"{_PKG}.audio:ProsodyExtractor",
-            "V3",
-            "25 prosodic statistics: pitch, voicing, RMS, zero-crossing rate, spectral shape, tempo",
-        ),
-        ExtractorEntry(
-            "frames",
-            "visual",
-            f"{_PKG}.visual:FramesExtractor",
-            "A2",
-            "N frames sampled uniformly, an image backbone from a local folder, mean over frames",
-        ),
-    )
-}
+_BUILTIN = (
+    # name, modality, target, default column, summary
+    (
+        "wav2vec2",
+        "audio",
+        f"{_PKG}.audio:Wav2Vec2Extractor",
+        "V1",
+        "wav2vec2-style speech model from a local folder, mean-pooled last hidden state",
+    ),
+    (
+        "mfcc",
+        "audio",
+        f"{_PKG}.audio:MfccExtractor",
+        "V2",
+        "25 MFCCs (25 ms / 10 ms frames, 40 mel bands, dB), mean over time",
+    ),
+    (
+        "prosody",
+        "audio",
+        f"{_PKG}.audio:ProsodyExtractor",
+        "V3",
+        "25 prosodic statistics: pitch, voicing, RMS, zero-crossing rate, spectral shape, tempo",
+    ),
+    (
+        "frames",
+        "visual",
+        f"{_PKG}.visual:FramesExtractor",
+        "A2",
+        "N frames sampled uniformly, an image backbone from a local folder, mean over frames",
+    ),
+)
 
 
-def get_entry(name: str, modality: str | None = None) -> ExtractorEntry:
-    """The table entry for ``name``; unknown names and modality mismatches are usage errors."""
-    if name not in EXTRACTORS:
-        raise UnknownNameError("extractor", name, sorted(EXTRACTORS))
-    entry = EXTRACTORS[name]
-    if modality is not None and modality != entry.modality:
+@hookimpl
+def mmbench_register_extractors(registry: Registry) -> None:
+    for name, modality, target, column, summary in _BUILTIN:
+        registry.add_extractor(name, target, summary, modality=modality, column=column)
+
+
+def get_entry(name: str, modality: str | None = None) -> Entry:
+    """The registry entry of extractor ``name`` (``entry.extra`` holds modality and column).
+
+    Unknown names and modality mismatches are usage errors.
+    """
+    from mmbench.registry import get_registry
+
+    entry = get_registry().get("extractor", name)
+    if modality is not None and modality != entry.extra["modality"]:
         raise UsageError(
-            f"extractor {name!r} reads {entry.modality} media, not {modality!r}: "
-            f"use --encoder {entry.modality}={name}"
+            f"extractor {name!r} reads {entry.extra['modality']} media, not {modality!r}: "
+            f"use --encoder {entry.extra['modality']}={name}"
         )
     return entry
 
