@@ -17,3 +17,13 @@ def mmbench_register_datasets(registry: Registry) -> None:
         f"{_PKG}.mfeat:MfeatDataset",
         "UCI Multiple Features: 2,000 digits, 6 views, 10 classes (shipped, CC BY 4.0)",
     )
+    registry.add_dataset(
+        "iemocap",
+        f"{_PKG}.iemocap:IemocapDataset",
+        "IEMOCAP (your licensed files): reference spreadsheet or DialogueRNN pickle; test = session 5",
+    )
+    registry.add_dataset(
+        "meld",
+        f"{_PKG}.meld:MeldDataset",
+        "MELD (your files): official CSVs, reference spreadsheet or DialogueRNN pickle; 7 classes",
+    )

@@ -1,0 +1,386 @@
+"""``iemocap``: IEMOCAP from the user's files (the data needs a licence; mmbench ships none of it).
+
+Formats (``--data FILE`` or a folder holding one of :data:`KNOWN_FILES`):
+
+* **Spreadsheet** (``.xlsx`` / ``.csv``), one row per utterance: ``Utterance`` (raw text, the
+  ``text`` modality, encoded by the protocol's text encoder), ``V1``, ``V3``, ``V4`` and optional
+  ``V2`` (the ``audio`` streams), ``A2`` (the ``visual`` stream), ``Emotion``, optional
+  ``File Name`` / ``File_name`` (ids such as ``Ses01F_impro01_F000``). Widths come from the data.
+* **DialogueRNN feature pickle** (``IEMOCAP_features.pkl``): ``videoIDs, videoSpeakers,
+  videoLabels, videoText, videoAudio, videoVisual, videoSentence, trainVid, testVid``; labels are
+  ints for ``hap, sad, neu, ang, exc, fru``. Read with the restricted unpickler. The ``text``
+  modality holds both the pickle's text features (``--encoder text=precomputed``) and the
+  sentences (encoded by ``tfidf``/``hf-text``, the protocol's default).
+
+Split (``split_scheme`` in meta, recorded in the protocol): test = session 5 (speaker-independent:
+its two actors appear nowhere else); dev = whole dialogues of sessions 1-4, in each session the
+``dev_fraction`` (default 0.12) of dialogues with the lowest stable hash of their id (not
+stratified: IEMOCAP dialogues mix classes); train = the rest. A spreadsheet without ids gets a
+stratified 70/10/20 split (seed 0) with a warning and its own ``split_scheme``, hence its own
+protocol fingerprint. Groups: ``speaker`` (``Ses01F``), ``session``, ``dialogue``.
+
+Class sets: ``classes: 6`` (default; hap, sad, neu, ang, exc, fru) or ``classes: 8`` (adds sur,
+fea: the reference system's 8 classes), or a list of labels. Rows whose label is outside the set
+(``xxx``, ``oth``, ``dis``...) are dropped and counted in ``meta["dropped_labels"]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmbench.contracts import DatasetPlugin
+from mmbench.data import MultimodalData
+from mmbench.errors import DataError, UsageError
+from mmbench.plugins.datasets.dialogue_pickle import (
+    assemble,
+    fallback_split,
+    held_out_groups,
+    locate,
+    read_dialogue_pickle,
+    split_array,
+)
+from mmbench.plugins.datasets.emotions import (
+    ClassSet,
+    describe_drops,
+    encode_labels,
+    resolve_class_set,
+    warn,
+)
+
+KNOWN_FILES = (
+    "IEMOCAP_features.pkl",
+    "IEMOCAP_features_raw.pkl",
+    "Filtered_IMOCAP.xlsx",
+    "Filtered_IEMOCAP.xlsx",
+    "IEMOCAP.xlsx",
+    "IEMOCAP.csv",
+    "Filtered_IMOCAP.csv",
+    "features.csv",  # what `mmbench extract` writes
+)
+PICKLE_FIELDS = (
+    "videoIDs",
+    "videoSpeakers",
+    "videoLabels",
+    "videoText",
+    "videoAudio",
+    "videoVisual",
+    "videoSentence",
+    "trainVid",
+    "testVid",
+)
+PICKLE_LABELS = ("hap", "sad", "neu", "ang", "exc", "fru")
+#: canonical column -> other accepted header spellings (case-insensitive matches are accepted too)
+ID_ALIASES = {"File Name": ("File_name", "FileName", "Filename", "file_name")}
+OPTIONS = {"classes", "dev_fraction", "duplicate_ids", "audio_columns", "visual_columns", "allow_duplicates"}
+#: ``Ses01F_impro01_F000`` / ``Ses01F_script01_1_M012``: session, dialogue, speaker's gender.
+ID_PATTERN = re.compile(r"^(Ses(\d{2})[MF]_.+)_([MF])\d+$")
+HELP = (
+    "Expected: a spreadsheet (.xlsx or .csv; columns Utterance, V1, V3, V4, A2, Emotion, optional V2 "
+    "and File Name with ids like Ses01F_impro01_F000), or the DialogueRNN feature pickle "
+    "IEMOCAP_features.pkl; a folder is searched for " + ", ".join(KNOWN_FILES) + ". IEMOCAP is "
+    "distributed under a licence by USC SAIL: request it at https://sail.usc.edu/iemocap/ "
+    "(the DialogueRNN pickle is published with the DialogueRNN code once you hold that licence). "
+    "See docs/datasets.md."
+)
+
+
+def check_options(dataset: str, options: dict[str, Any], known: set[str]) -> float:
+    """Refuse unknown ``data.*`` options; return ``dev_fraction``."""
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown option(s) data.{', data.'.join(unknown)} for dataset {dataset}; known: "
+            f"{', '.join(sorted(known - {'allow_duplicates'}))}"
+        )
+    frac = options.get("dev_fraction", 0.12)
+    if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac < 0.5:
+        raise UsageError(f"data.dev_fraction must be a number in (0, 0.5), got {frac!r}")
+    mode = options.get("duplicate_ids", "error")
+    if mode not in ("error", "keep"):
+        raise UsageError(f"data.duplicate_ids must be error or keep, got {mode!r}")
+    return float(frac)
+
+
+def check_unique_ids(ids: list[str], rows: np.ndarray, path: Path, column: str, mode: str) -> int:
+    """Refuse repeated utterance ids (the trace of over-sampling before splitting) unless ``keep``."""
+    seen: dict[str, int] = {}
+    repeats = 0
+    first: tuple[str, int, int] | None = None
+    for i, uid in enumerate(ids):
+        if uid in seen:
+            repeats += 1
+            first = first or (uid, int(rows[seen[uid]]), int(rows[i]))
+        else:
+            seen[uid] = i
+    if repeats and mode != "keep":
+        uid, a, b = first  # type: ignore[misc]
+        raise DataError(
+            f"{repeats} rows repeat an earlier id (e.g. {uid!r} on rows {a} and {b}). Repeated "
+            "utterances usually mean the sheet was over-sampled before splitting, which puts copies "
+            "of one utterance in several places; keep one row per utterance, or accept them with "
+            "--set data.duplicate_ids=keep (recorded in the protocol)",
+            path=path,
+            column=column,
+        )
+    return repeats
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """Which spreadsheet columns make the ``audio`` and ``visual`` streams, in stream order."""
+
+    audio: tuple[str, ...]
+    visual: tuple[str, ...]
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+
+
+def sheet_layout(dataset: str, options: dict[str, Any]) -> SheetLayout:
+    """The reference layout, or ``data.audio_columns`` / ``data.visual_columns`` (all required)."""
+    audio, visual = options.get("audio_columns"), options.get("visual_columns")
+    for key, value in (("audio_columns", audio), ("visual_columns", visual)):
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value)
+        ):
+            raise UsageError(f"data.{key} must be a list of column names, e.g. [V1, V3], got {value!r}")
+    required: list[str] = []
+    optional: list[str] = []
+    if audio is None:
+        audio, required, optional = ["V1", "V2", "V3", "V4"], ["V1", "V3", "V4"], ["V2"]
+    else:
+        required += audio
+    if visual is None:
+        visual = ["A2"]
+        (required if dataset == "iemocap" else optional).append("A2")
+    else:
+        required += visual
+    if not audio and not visual:
+        raise UsageError("data.audio_columns and data.visual_columns are both empty: no feature columns")
+    clash = sorted(set(audio) & set(visual))
+    if clash:
+        raise UsageError(f"column {clash[0]} is in both data.audio_columns and data.visual_columns")
+    return SheetLayout(tuple(audio), tuple(visual), tuple(dict.fromkeys(required)), tuple(optional))
+
+
+def read_sheet(path: Path, layout: SheetLayout, optional_texts: tuple[str, ...]) -> Any:
+    """The spreadsheet through :func:`mmbench.feature_table.read_feature_table`."""
+    from mmbench.feature_table import read_feature_table
+
+    return read_feature_table(
+        path,
+        vector_columns=list(layout.required),
+        text_columns=["Utterance", "Emotion"],
+        optional_vector_columns=list(layout.optional),
+        optional_text_columns=list(optional_texts),
+        aliases={k: list(v) for k, v in ID_ALIASES.items()},
+    )
+
+
+def sheet_modalities(table: Any, layout: SheetLayout) -> dict[str, dict[str, np.ndarray]]:
+    """``audio`` = V1 (+V2) + V3 + V4 and ``visual`` = A2 by default (columns that are present)."""
+    out = {}
+    for modality, columns in (("audio", layout.audio), ("visual", layout.visual)):
+        streams = {c: table.vectors[c] for c in columns if c in table.vectors}
+        if streams:
+            out[modality] = streams
+    return out
+
+
+class IemocapDataset(DatasetPlugin):
+    """IEMOCAP from a reference-format spreadsheet or a DialogueRNN feature pickle."""
+
+    needs_data: ClassVar[bool] = True
+    data_help: ClassVar[str] = HELP
+
+    def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
+        dev_fraction = check_options("iemocap", options, OPTIONS)
+        class_set = resolve_class_set("iemocap", options.get("classes"))
+        file = locate(path, "iemocap", KNOWN_FILES, HELP)
+        suffix = file.suffix.lower()
+        if suffix in (".pkl", ".pickle"):
+            return self._from_pickle(file, class_set, dev_fraction)
+        if suffix in (".xlsx", ".csv"):
+            layout = sheet_layout("iemocap", options)
+            return self._from_sheet(
+                file, class_set, dev_fraction, options.get("duplicate_ids", "error"), layout
+            )
+        raise DataError(f"unsupported file type {suffix or '(none)'}; {HELP}", path=file)
+
+    # -------------------------------------------------------------------------- spreadsheet
+    def _from_sheet(
+        self, path: Path, class_set: ClassSet, dev_fraction: float, dup_mode: str, layout: SheetLayout
+    ) -> MultimodalData:
+        table = read_sheet(path, layout, ("File Name",))
+        n = len(table.rows)
+        labels, dropped = encode_labels(table.texts["Emotion"], class_set, path=path, rows=table.rows)
+        texts = list(table.texts["Utterance"])
+        ids = table.texts.get("File Name")
+        if ids is not None and all(not str(u).strip() for u in ids):
+            ids = None
+        meta: dict[str, Any] = {"source": str(path), "format": "spreadsheet", "sha256": table.sha256}
+        groups: dict[str, list[str]] = {}
+        if ids is None:
+            warn(
+                f"{path}: no File Name column with IEMOCAP ids, so the session split (test = session 5) "
+                "is impossible; using a stratified 70/10/20 fallback split whose results are not "
+                "comparable with the standard protocol (it gets its own protocol fingerprint)"
+            )
+            row_ids = [f"row{r}" for r in table.rows]
+            keep = labels >= 0
+            splits = fallback_split(labels[keep], None, path)
+            split_of_row = np.full(n, "", dtype=object)
+            split_of_row[np.flatnonzero(keep)] = split_array(int(keep.sum()), splits)
+            meta["split_scheme"] = "iemocap fallback: stratified 70/10/20 (seed 0), file has no ids"
+        else:
+            ids = [str(u).strip() for u in ids]
+            meta["repeated_ids"] = check_unique_ids(ids, table.rows, path, "File Name", dup_mode)
+            sessions, dialogues, speakers = [], [], []
+            for uid, row in zip(ids, table.rows, strict=True):
+                m = ID_PATTERN.match(uid)
+                if not m or not 1 <= int(m.group(2)) <= 5:
+                    raise DataError(
+                        f"id {uid!r} is not an IEMOCAP utterance id such as Ses01F_impro01_F000 "
+                        "(session 01-05, dialogue, speaker gender and turn)",
+                        path=path,
+                        row=int(row),
+                        column="File Name",
+                    )
+                sessions.append(f"Ses{m.group(2)}")
+                dialogues.append(m.group(1))
+                speakers.append(f"Ses{m.group(2)}{m.group(3)}")
+            row_ids = ids
+            split_of_row = session_split(sessions, dialogues, labels >= 0, dev_fraction)
+            groups = {"speaker": speakers, "session": sessions, "dialogue": dialogues}
+            meta["split_scheme"] = split_scheme(dev_fraction)
+        return self._finish(
+            path,
+            labels,
+            class_set,
+            dropped,
+            split_of_row,
+            sheet_modalities(table, layout),
+            {"text": texts},
+            row_ids,
+            groups,
+            meta,
+        )
+
+    # ------------------------------------------------------------------------------- pickle
+    def _from_pickle(self, path: Path, class_set: ClassSet, dev_fraction: float) -> MultimodalData:
+        missing = [c for c in class_set.codes if c not in PICKLE_LABELS]
+        if missing:
+            raise UsageError(
+                f"{path}: the DialogueRNN pickle holds only the labels {', '.join(PICKLE_LABELS)}; "
+                f"class set {class_set.name} also needs {', '.join(missing)} (use a spreadsheet for it)"
+            )
+        rows = read_dialogue_pickle(path, {9: PICKLE_FIELDS}, ("videoText", "videoAudio", "videoVisual"), 6)
+        index = class_set.index()
+        code_of = np.array(PICKLE_LABELS)[rows.label]
+        labels = np.array([index.get(c, -1) for c in code_of], dtype=np.int64)
+        dropped: dict[str, int] = {}
+        for c in code_of[labels < 0]:
+            dropped[str(c)] = dropped.get(str(c), 0) + 1
+        sessions, speakers = [], []
+        for dialogue, spk in zip(rows.dialogue, rows.speaker, strict=True):
+            m = re.match(r"^Ses(\d{2})", dialogue)
+            if not m or not 1 <= int(m.group(1)) <= 5:
+                raise DataError(
+                    f"dialogue id {dialogue!r} does not name an IEMOCAP session (Ses01..Ses05)", path=path
+                )
+            sessions.append(f"Ses{m.group(1)}")
+            speakers.append(f"Ses{m.group(1)}{spk}")
+        meta: dict[str, Any] = {"source": str(path), "format": "DialogueRNN pickle"}
+        test_by_session = {d for d, s in zip(rows.dialogue, sessions, strict=True) if s == "Ses05"}
+        if test_by_session != set(rows.test_dialogues):
+            warn(
+                f"{path}: testVid ({len(rows.test_dialogues)} dialogues) is not exactly session 5 "
+                f"({len(test_by_session)} dialogues); mmbench uses session 5 as test"
+            )
+            meta["testVid_differs_from_session5"] = True
+        split_of_row = session_split(sessions, rows.dialogue, labels >= 0, dev_fraction)
+        modalities = {
+            "text": {"videoText": rows.streams["videoText"]},
+            "audio": {"videoAudio": rows.streams["videoAudio"]},
+            "visual": {"videoVisual": rows.streams["videoVisual"]},
+        }
+        groups = {"speaker": speakers, "session": sessions, "dialogue": rows.dialogue}
+        meta["split_scheme"] = split_scheme(dev_fraction)
+        return self._finish(
+            path,
+            labels,
+            class_set,
+            dropped,
+            split_of_row,
+            modalities,
+            {"text": rows.sentences},
+            rows.utterance,
+            groups,
+            meta,
+        )
+
+    # ------------------------------------------------------------------------------- common
+    def _finish(
+        self,
+        path: Path,
+        labels: np.ndarray,
+        class_set: ClassSet,
+        dropped: dict[str, int],
+        split_of_row: np.ndarray,
+        modalities: dict[str, dict[str, np.ndarray]],
+        raw: dict[str, list[str]],
+        ids: list[str],
+        groups: dict[str, list[str]],
+        meta: dict[str, Any],
+    ) -> MultimodalData:
+        note = describe_drops(dropped, class_set, path)
+        if note:
+            warn(note)
+        meta.update(
+            {
+                "class_set": class_set.name,
+                "classes": list(class_set.names),
+                "dropped_labels": dropped,
+                "dropped_rows": int(sum(dropped.values())),
+            }
+        )
+        data = assemble(
+            "iemocap",
+            labels=labels,
+            class_names=class_set.names,
+            split_of_row=split_of_row,
+            modalities=modalities,
+            raw=raw,
+            ids=ids,
+            groups=groups,
+            meta=meta,
+        )
+        if "Ses05" in meta.get("split_scheme", "") and not len(data.splits["test"]):
+            raise DataError(
+                "no session 5 utterances: IEMOCAP's test split is session 5 (Ses05...)", path=path
+            )
+        return data
+
+
+def split_scheme(dev_fraction: float) -> str:
+    """The split description recorded in the protocol (its change changes the fingerprint)."""
+    return (
+        f"iemocap sessions: test = Ses05; dev = {dev_fraction:g} of the dialogues of each of Ses01-Ses04 "
+        "(lowest blake2b hash of the dialogue id); train = the rest"
+    )
+
+
+def session_split(
+    sessions: list[str], dialogues: list[str], kept: np.ndarray, dev_fraction: float
+) -> np.ndarray:
+    """Per-row split: test = session 5, dev = hash-ranked held-out dialogues of sessions 1-4."""
+    train_pool = [(d, s) for d, s, k in zip(dialogues, sessions, kept, strict=True) if s != "Ses05" and k]
+    dev = held_out_groups([d for d, _ in train_pool], dev_fraction, [s for _, s in train_pool])
+    out = np.empty(len(sessions), dtype=object)
+    for i, (d, s) in enumerate(zip(dialogues, sessions, strict=True)):
+        out[i] = "test" if s == "Ses05" else ("dev" if d in dev else "train")
+    return out

@@ -1,0 +1,385 @@
+"""``meld``: MELD (Multimodal EmotionLines Dataset) from the user's files; 7 emotion classes.
+
+Formats (``--data FILE_OR_FOLDER``):
+
+* **Official CSV folder**: ``train_sent_emo.csv``, ``dev_sent_emo.csv``, ``test_sent_emo.csv``
+  (columns ``Utterance``, ``Speaker``, ``Emotion``, ``Dialogue_ID``, ``Utterance_ID``, ...). The
+  ``text`` modality is the raw ``Utterance`` (encoded by the protocol's text encoder); the split
+  is the official one (train 9,989 / dev 1,109 / test 2,610 utterances).
+* **Spreadsheet** (``.xlsx`` / ``.csv``) in the reference format: ``Utterance``, ``V1``, ``V3``,
+  ``V4`` (audio), optional ``V2`` (audio) and ``A2`` (visual), ``Emotion``, and optionally
+  ``Split`` (train/dev/test), ``Dialogue_ID``, ``Speaker``, ``File Name`` (``dia12_utt3``).
+  Without a ``Split`` column: a grouped (by dialogue when known) stratified 70/10/20 fallback with
+  a warning and its own ``split_scheme`` (so its own protocol fingerprint).
+* **DialogueRNN pickle** ``MELD_features_raw.pkl``: ``videoIDs, videoSpeakers, videoLabels,
+  videoText (600), videoAudio (300), videoSentence, trainVid, testVid, videoLabelsSentiment``
+  (a 10-item variant also holds ``videoVisual`` after ``videoAudio``); labels are ints for
+  ``neutral, surprise, fear, sadness, joy, disgust, anger``. ``trainVid`` holds train and dev:
+  when its ids are exactly 0..1152, ids 1039..1152 are taken as the official dev dialogues (MELD
+  has 1,039 train, 114 dev and 280 test dialogues, numbered in that order); otherwise dev is a
+  hash-ranked 10% of the ``trainVid`` dialogues, with a warning.
+
+Class set: ``neutral, joy, surprise, anger, sadness, disgust, fear`` (or a list via ``classes``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmbench.contracts import DatasetPlugin
+from mmbench.data import MultimodalData
+from mmbench.errors import DataError, UsageError
+from mmbench.plugins.datasets.dialogue_pickle import (
+    assemble,
+    fallback_split,
+    held_out_groups,
+    locate,
+    read_dialogue_pickle,
+    split_array,
+)
+from mmbench.plugins.datasets.emotions import (
+    ClassSet,
+    describe_drops,
+    encode_labels,
+    resolve_class_set,
+    warn,
+)
+from mmbench.plugins.datasets.iemocap import (
+    OPTIONS,
+    SheetLayout,
+    check_options,
+    check_unique_ids,
+    read_sheet,
+    sheet_layout,
+    sheet_modalities,
+)
+
+CSV_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
+KNOWN_FILES = ("MELD_features_raw.pkl", "MELD_features.pkl", "MELD.xlsx", "MELD.csv", "features.csv")
+PICKLE_9 = (
+    "videoIDs",
+    "videoSpeakers",
+    "videoLabels",
+    "videoText",
+    "videoAudio",
+    "videoSentence",
+    "trainVid",
+    "testVid",
+    "videoLabelsSentiment",
+)
+PICKLE_10 = (*PICKLE_9[:5], "videoVisual", *PICKLE_9[5:])
+PICKLE_LABELS = ("neu", "sur", "fea", "sad", "hap", "dis", "ang")
+OFFICIAL_TRAIN_DIALOGUES, OFFICIAL_DEV_DIALOGUES = 1039, 114
+CSV_COLUMNS = ("Utterance", "Emotion", "Dialogue_ID", "Utterance_ID")
+SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "dev": "dev",
+    "val": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "development": "dev",
+    "test": "test",
+    "testing": "test",
+}
+HELP = (
+    "Expected: a folder with MELD's official CSVs (train_sent_emo.csv, dev_sent_emo.csv, "
+    "test_sent_emo.csv), a spreadsheet (.xlsx or .csv; columns Utterance, V1, V3, V4, Emotion, "
+    "optional V2, A2, Split, Dialogue_ID, Speaker, File Name), or the DialogueRNN feature pickle "
+    "MELD_features_raw.pkl. MELD is available from https://affective-meld.github.io/ (the CSVs are "
+    "in MELD.Raw.tar.gz). See docs/datasets.md."
+)
+
+
+class MeldDataset(DatasetPlugin):
+    """MELD from the official CSVs, a reference-format spreadsheet or a DialogueRNN feature pickle."""
+
+    needs_data: ClassVar[bool] = True
+    data_help: ClassVar[str] = HELP
+
+    def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
+        check_options("meld", options, OPTIONS)
+        class_set = resolve_class_set("meld", options.get("classes"))
+        dup_mode = options.get("duplicate_ids", "error")
+        if path is not None and path.is_dir():
+            folder = next((f for f in (path, path / "meld", path / "MELD") if _has_csvs(f)), None)
+            if folder is not None:
+                return self._from_csvs(folder, class_set, dup_mode)
+        file = locate(path, "meld", KNOWN_FILES, HELP)
+        suffix = file.suffix.lower()
+        if suffix in (".pkl", ".pickle"):
+            return self._from_pickle(file, class_set, float(options.get("dev_fraction", 0.1)))
+        if suffix in (".xlsx", ".csv"):
+            return self._from_sheet(file, class_set, dup_mode, sheet_layout("meld", options))
+        raise DataError(f"unsupported file type {suffix or '(none)'}; {HELP}", path=file)
+
+    # ------------------------------------------------------------------------ official CSVs
+    def _from_csvs(self, folder: Path, class_set: ClassSet, dup_mode: str) -> MultimodalData:
+        texts: list[str] = []
+        labels_parts, dropped_all = [], {}
+        split_of_row, ids, dialogues, speakers = [], [], [], []
+        for split, name in CSV_FILES.items():
+            file = folder / name
+            frame = _read_csv(file)
+            rows = np.arange(len(frame)) + 2  # the header is row 1
+            labels, dropped = encode_labels(frame["Emotion"].tolist(), class_set, path=file, rows=rows)
+            for k, v in dropped.items():
+                dropped_all[k] = dropped_all.get(k, 0) + v
+            labels_parts.append(labels)
+            dia = [
+                _int_cell(v, file, r, "Dialogue_ID") for v, r in zip(frame["Dialogue_ID"], rows, strict=True)
+            ]
+            utt = [
+                _int_cell(v, file, r, "Utterance_ID")
+                for v, r in zip(frame["Utterance_ID"], rows, strict=True)
+            ]
+            uids = [f"{split}_dia{d}_utt{u}" for d, u in zip(dia, utt, strict=True)]
+            check_unique_ids(uids, rows, file, "Dialogue_ID/Utterance_ID", dup_mode)
+            for i, text in enumerate(frame["Utterance"].tolist()):
+                if not isinstance(text, str):
+                    raise DataError(
+                        "empty or non-text utterance", path=file, row=int(rows[i]), column="Utterance"
+                    )
+                texts.append(text)
+            ids += uids
+            dialogues += [f"{split}:{d}" for d in dia]
+            spk = frame["Speaker"].tolist() if "Speaker" in frame.columns else [""] * len(frame)
+            speakers += ["" if s is None or s != s else str(s) for s in spk]
+            split_of_row += [split] * len(frame)
+        labels = np.concatenate(labels_parts)
+        meta = {
+            "source": str(folder),
+            "format": "official CSVs",
+            "split_scheme": "meld official: train/dev/test CSVs",
+        }
+        return _finish(
+            labels,
+            class_set,
+            dropped_all,
+            np.array(split_of_row, dtype=object),
+            {},
+            {"text": texts},
+            ids,
+            {"dialogue": dialogues, "speaker": speakers},
+            meta,
+            folder,
+        )
+
+    # -------------------------------------------------------------------------- spreadsheet
+    def _from_sheet(
+        self, path: Path, class_set: ClassSet, dup_mode: str, layout: SheetLayout
+    ) -> MultimodalData:
+        table = read_sheet(path, layout, ("File Name", "Split", "Dialogue_ID", "Speaker"))
+        n = len(table.rows)
+        labels, dropped = encode_labels(table.texts["Emotion"], class_set, path=path, rows=table.rows)
+        meta: dict[str, Any] = {"source": str(path), "format": "spreadsheet", "sha256": table.sha256}
+        split_col = table.texts.get("Split")
+        official = None
+        if split_col is not None and any(str(s).strip() for s in split_col):
+            official = []
+            for value, row in zip(split_col, table.rows, strict=True):
+                word = SPLIT_WORDS.get(str(value).strip().lower())
+                if word is None:
+                    raise DataError(
+                        f"split {value!r} is not train, dev or test", path=path, row=int(row), column="Split"
+                    )
+                official.append(word)
+        dialogue = _sheet_dialogues(table, official)
+        file_ids = table.texts.get("File Name")
+        ids = [str(u).strip() for u in file_ids] if file_ids is not None else [f"row{r}" for r in table.rows]
+        if file_ids is not None:
+            scoped = [f"{s}:{u}" for s, u in zip(official or [""] * n, ids, strict=True)]
+            meta["repeated_ids"] = check_unique_ids(scoped, table.rows, path, "File Name", dup_mode)
+        if official is not None:
+            split_of_row = np.array(official, dtype=object)
+            meta["split_scheme"] = "meld official: Split column"
+        else:
+            how = "grouped by dialogue" if dialogue is not None else "rows independent (no dialogue ids)"
+            warn(
+                f"{path}: no Split column, so MELD's official split is unknown; using a stratified "
+                f"70/10/20 fallback ({how}) whose results are not comparable with the official split "
+                "(it gets its own protocol fingerprint)"
+            )
+            keep = labels >= 0
+            groups = np.asarray(dialogue, dtype=object)[keep] if dialogue is not None else None
+            split_of_row = np.full(n, "", dtype=object)
+            split_of_row[np.flatnonzero(keep)] = split_array(
+                int(keep.sum()), fallback_split(labels[keep], groups, path)
+            )
+            meta["split_scheme"] = f"meld fallback: stratified 70/10/20 (seed 0), {how}"
+        groups_out: dict[str, list[str]] = {}
+        if dialogue is not None:
+            groups_out["dialogue"] = dialogue
+        if "Speaker" in table.texts:
+            groups_out["speaker"] = [str(s) for s in table.texts["Speaker"]]
+        return _finish(
+            labels,
+            class_set,
+            dropped,
+            split_of_row,
+            sheet_modalities(table, layout),
+            {"text": list(table.texts["Utterance"])},
+            ids,
+            groups_out,
+            meta,
+            path,
+        )
+
+    # ------------------------------------------------------------------------------- pickle
+    def _from_pickle(self, path: Path, class_set: ClassSet, dev_fraction: float) -> MultimodalData:
+        missing = [c for c in class_set.codes if c not in PICKLE_LABELS]
+        if missing:
+            raise UsageError(f"{path}: the MELD pickle has no label(s) {', '.join(missing)}")
+        rows = read_dialogue_pickle(path, {9: PICKLE_9, 10: PICKLE_10}, ("videoText", "videoAudio"), 7)
+        index = class_set.index()
+        code_of = np.array(PICKLE_LABELS)[rows.label]
+        labels = np.array([index.get(c, -1) for c in code_of], dtype=np.int64)
+        dropped: dict[str, int] = {}
+        for c in code_of[labels < 0]:
+            dropped[str(c)] = dropped.get(str(c), 0) + 1
+        train_ids = rows.train_dialogues
+        expected = {str(i) for i in range(OFFICIAL_TRAIN_DIALOGUES + OFFICIAL_DEV_DIALOGUES)}
+        meta: dict[str, Any] = {"source": str(path), "format": "DialogueRNN pickle"}
+        if set(train_ids) == expected:
+            dev = {
+                str(i)
+                for i in range(OFFICIAL_TRAIN_DIALOGUES, OFFICIAL_TRAIN_DIALOGUES + OFFICIAL_DEV_DIALOGUES)
+            }
+            meta["split_scheme"] = "meld official: pickle trainVid 0-1038 train, 1039-1152 dev; testVid test"
+        else:
+            kept_train = [
+                d for d, k in zip(rows.dialogue, labels >= 0, strict=True) if k and d in set(train_ids)
+            ]
+            dev = held_out_groups(kept_train, dev_fraction)
+            warn(
+                f"{path}: trainVid is not the 1,153 official train+dev dialogue ids 0-1152, so the "
+                f"official dev split cannot be recovered; dev = {dev_fraction:g} of the trainVid dialogues "
+                "(hash-ranked); results get their own protocol fingerprint"
+            )
+            meta["split_scheme"] = (
+                f"meld pickle: testVid test; dev = {dev_fraction:g} of trainVid dialogues (hash-ranked)"
+            )
+        test = set(rows.test_dialogues)
+        split_of_row = np.array(
+            ["test" if d in test else ("dev" if d in dev else "train") for d in rows.dialogue], dtype=object
+        )
+        modalities = {
+            "text": {"videoText": rows.streams["videoText"]},
+            "audio": {"videoAudio": rows.streams["videoAudio"]},
+        }
+        return _finish(
+            labels,
+            class_set,
+            dropped,
+            split_of_row,
+            modalities,
+            {"text": rows.sentences},
+            [f"{d}_{u}" for d, u in zip(rows.dialogue, rows.utterance, strict=True)],
+            {"dialogue": rows.dialogue, "speaker": rows.speaker},
+            meta,
+            path,
+        )
+
+
+def _finish(
+    labels: np.ndarray,
+    class_set: ClassSet,
+    dropped: dict[str, int],
+    split_of_row: np.ndarray,
+    modalities: dict[str, dict[str, np.ndarray]],
+    raw: dict[str, list[str]],
+    ids: list[str],
+    groups: dict[str, list[str]],
+    meta: dict[str, Any],
+    source: Path,
+) -> MultimodalData:
+    note = describe_drops(dropped, class_set, source)
+    if note:
+        warn(note)
+    meta.update(
+        {
+            "class_set": class_set.name,
+            "classes": list(class_set.names),
+            "dropped_labels": dropped,
+            "dropped_rows": int(sum(dropped.values())),
+        }
+    )
+    return assemble(
+        "meld",
+        labels=labels,
+        class_names=class_set.names,
+        split_of_row=split_of_row,
+        modalities=modalities,
+        raw=raw,
+        ids=ids,
+        groups=groups,
+        meta=meta,
+    )
+
+
+def _has_csvs(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).is_file() for name in CSV_FILES.values())
+
+
+def _read_csv(file: Path) -> Any:
+    """One official CSV with pandas; missing file or column, or an empty file, is a ``DataError``."""
+    import pandas as pd
+
+    if not file.is_file():
+        raise DataError(f"missing; a MELD CSV folder needs {', '.join(CSV_FILES.values())}", path=file)
+    frame = None
+    for encoding in ("utf-8", "cp1252", "latin-1"):
+        try:
+            frame = pd.read_csv(file, encoding=encoding, dtype=object, keep_default_na=False, na_values=[""])
+            break
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            raise DataError("the file is empty", path=file) from None
+        except pd.errors.ParserError as exc:
+            raise DataError(f"not a readable CSV: {exc}", path=file) from None
+    if frame is None:
+        raise DataError("not a readable CSV (unknown text encoding)", path=file)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    for column in CSV_COLUMNS:
+        if column not in frame.columns:
+            raise DataError(
+                f"missing column; the header has {', '.join(frame.columns)}", path=file, column=column
+            )
+    if frame.empty:
+        raise DataError("the file has a header but no rows", path=file)
+    return frame
+
+
+def _int_cell(value: Any, file: Path, row: int, column: str) -> int:
+    text = "" if value is None or value != value else str(value).strip()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if not text.isdigit():
+        raise DataError(f"{text!r} is not a non-negative integer id", path=file, row=int(row), column=column)
+    return int(text)
+
+
+def _sheet_dialogues(table: Any, official: list[str] | None) -> list[str] | None:
+    """Dialogue ids from ``Dialogue_ID`` or ``File Name`` (``dia12_utt3``), scoped by split."""
+    n = len(table.rows)
+    prefix = official or [""] * n
+    if "Dialogue_ID" in table.texts:
+        out = []
+        for value, row, split in zip(table.texts["Dialogue_ID"], table.rows, prefix, strict=True):
+            out.append(f"{split}:{_int_cell(value, table.path, int(row), 'Dialogue_ID')}")
+        return out
+    names = table.texts.get("File Name")
+    if names is None:
+        return None
+    out = []
+    for value, split in zip(names, prefix, strict=True):
+        m = re.match(r"^dia(\d+)_utt\d+", str(value).strip())
+        if not m:
+            return None
+        out.append(f"{split}:{m.group(1)}")
+    return out
