@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from mmbench.commands._common import OutputFormat, cli_errors
+from mmbench.errors import UsageError
 
 ORDER = 20
 
@@ -18,6 +19,7 @@ class ListWhat(str, Enum):
     datasets = "datasets"
     encoders = "encoders"
     fusions = "fusions"
+    extractors = "extractors"
     plugins = "plugins"
 
 
@@ -34,7 +36,9 @@ def list_(
         from mmbench.registry import get_registry
 
         registry = get_registry()
-        kinds = {"datasets": "dataset", "encoders": "encoder", "fusions": "fusion"}
+        from mmbench.registry.registry import KINDS
+
+        kinds = {f"{k}s": k for k in KINDS}
         if what == ListWhat.plugins:
             rows = [p.as_dict() for p in registry.plugins]
             if fmt == OutputFormat.json:
@@ -59,6 +63,8 @@ def list_(
             out_console.print(table)
             _warn(err_console, registry.problems, {p["error"] for p in rows})
             return
+        if what != ListWhat.all and what.value not in kinds:
+            raise UsageError(f"nothing of kind {what.value!r} in this registry; kinds: {', '.join(kinds)}")
         selected = list(kinds) if what == ListWhat.all else [what.value]
         data = {k: [e.as_dict() for e in registry.entries(kinds[k])] for k in selected}
         if fmt == OutputFormat.json:
