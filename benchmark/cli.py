@@ -52,18 +52,33 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(Abort, ClickException, Exit) classes: click's, plus typer's own copy (typer >= 0.29 vendors click)."""
+    import importlib
+
+    modules = []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return tuple(
+        tuple({getattr(m, cls) for m in modules if hasattr(m, cls)})
+        for cls in ("Abort", "ClickException", "Exit")
+    )  # type: ignore[return-value]
+
+
 def main() -> None:
     """Console-script entry point."""
-    import click
-
+    abort, click_exception, exit_ = _click_exceptions()
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except click_exception as exc:
         exc.show()
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except exit_ as exc:
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

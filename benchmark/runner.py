@@ -7,8 +7,10 @@ per-fusion summaries (mean and std over seeds).
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +71,8 @@ class RunRequest:
     out_dir: Path = Path("runs")
     skip_existing: bool = False
     precision: str = "auto"
+    #: ``--compile``: wrap the model's forward in ``torch.compile`` (execution only, like the device).
+    compile: bool = False
     save_checkpoints: bool = True
     #: ``--params``: ``tuned`` (the tuned parameters of each fusion) or a YAML file.
     params: str | None = None
@@ -144,7 +148,13 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
     if protocol.get("classes") is not None:
         options["classes"] = protocol["classes"]
     t0 = time.perf_counter()
-    data = ds_plugin.load(path, options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = ds_plugin.load(path, options)
+    for w in caught:
+        reporter.log(f"warning: {w.message}")
+    if caught:
+        data.meta.setdefault("warnings", [str(w.message) for w in caught])
     data.validate()
     reporter.log(
         f"loaded {request.dataset}: {data.n} samples, {data.num_classes} classes, "
@@ -281,9 +291,11 @@ def run_one(
         "dataset_fingerprint": data.fingerprint,
         "budget_cut": prep.budget_cut,
         "train_config": outcome.train_cfg,
+        "execution": {"precision": prep.request.precision, "compile": prep.request.compile},
         "oom_retries": outcome.oom_retries,
         "data_path": str(data_path_for(prep.request)) if data_path_for(prep.request) else None,
         "class_names": data.class_names,
+        "data_meta": record_meta(data.meta),
         "n_train": len(tensors["train"]),
         "n_dev": len(tensors["dev"]),
         "n_test": len(tensors["test"]),
@@ -429,6 +441,7 @@ def _fit(
             precision=prep.request.precision,
             on_epoch_end=on_epoch,
             modalities=spec.names,
+            compile=prep.request.compile,
         )
         peak = PeakMemory(str(dev_t))
         failure = None
@@ -457,6 +470,22 @@ def _fit(
             )
             continue
         return FitOutcome(trainer, fit, failure, n_params, peak.bytes, train_cfg, retries)
+
+
+def record_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
+    """The dataset's small, JSON-plain facts (format, class set, dropped rows, warnings) for the record.
+
+    Arrays and anything large stay out: the record must stay small and readable.
+    """
+    out = {}
+    for key, value in meta.items():
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        if len(text) <= limit:
+            out[key] = value
+    return out
 
 
 def save_checkpoint(record_file: Path, model: Any) -> Path:

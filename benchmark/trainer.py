@@ -95,8 +95,12 @@ class Trainer:
         precision: str = "auto",
         on_epoch_end: EpochCallback | None = None,
         modalities: list[str] | None = None,
+        compile: bool = False,
     ) -> None:
         self.model = model.to(device)
+        # ``torch.compile`` wraps the forward only: weights, state_dict keys and checkpoints stay
+        # those of the plain module. Batch sizes vary (the last batch), hence dynamic shapes.
+        self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
         self.cfg = train_cfg
         self.metric = metric
         self.num_classes = num_classes
@@ -142,7 +146,7 @@ class Trainer:
         out = []
         for start in range(0, len(split), self.eval_batch_size):
             with self._autocast():
-                out.append(self.model(split.slice(start, start + self.eval_batch_size)).float())
+                out.append(self.forward(split.slice(start, start + self.eval_batch_size)).float())
         return torch.cat(out) if out else torch.empty(0, self.num_classes)
 
     def predict(self, split: TensorSplit) -> np.ndarray:
@@ -196,7 +200,7 @@ class Trainer:
                 target = epoch_data.labels[start : min(start + batch_size, stop)]
                 self._modality_dropout(batch, generator)
                 with self._autocast():
-                    loss = criterion(self.model(batch).float(), target)
+                    loss = criterion(self.forward(batch).float(), target)
                 scaler.scale(loss / accum).backward()
                 running += loss.detach()
                 steps += 1

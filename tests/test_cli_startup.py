@@ -43,3 +43,16 @@ def test_list_json_names_builtins():
     assert {"cross_attention", "concat", "late", "unimodal"} <= fusions
     assert "synthetic" in {e["name"] for e in listing["datasets"]}
     assert all(e["plugin"] for e in listing["fusions"])
+
+
+@pytest.mark.parametrize(
+    "args", [["list", "widgets"], ["leaderboard", "--format", "xml"], ["run", "--no-such-option"]]
+)
+def test_parser_errors_exit_2_without_traceback(args):
+    """Option parsing errors raised by typer itself (not by mmbench) go through the console entry point."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmbench", *args], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Error" in proc.stderr

@@ -65,6 +65,12 @@ def run(
         str,
         typer.Option(help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
     ] = "auto",
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="Wrap the model's forward in torch.compile (helps on CUDA; slow to warm up)."
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for run records.")] = Path("runs"),
     robustness: Annotated[
         bool, typer.Option("--robustness", help="Also run the robustness analysis on each trained model.")
@@ -92,6 +98,7 @@ def run(
             device=device,
             out_dir=out,
             precision=precision,
+            compile=compile_,
             params=params,
         )
         registry.get("dataset", dataset)
