@@ -295,6 +295,16 @@ class ExtractionResult:
     computed: dict[str, int] = field(default_factory=dict)
     reused: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: modality -> the table's feature columns for it, in the order the encoders were given
+    columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def run_command(self) -> str:
+        """A ``mmbench run`` line that benchmarks on this table (the columns named explicitly)."""
+        sets = " ".join(
+            f"--set data.{m}_columns=[{','.join(self.columns.get(m, []))}]" for m in ("audio", "visual")
+        )
+        return f"mmbench run --dataset iemocap --data {self.table} {sets}"
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -305,6 +315,8 @@ class ExtractionResult:
             "computed": self.computed,
             "reused": self.reused,
             "errors": self.errors,
+            "columns": self.columns,
+            "run_command": self.run_command,
         }
 
 
@@ -445,6 +457,8 @@ def run_extraction(
                     hashes.setdefault(utt.id, {})[str(media)] = sha
                     result.computed[col] += 1
     _check_shapes(values)
+    for col, spec in columns.items():
+        result.columns.setdefault(spec.modality, []).append(col)
     kept = [u for u in utterances if u.id not in failed]
     result.rows = len(kept)
     _write_table(result.table, kept, values)

@@ -22,6 +22,7 @@ from mmbench.plugins.extractors.audio import (
     prosody_features,
 )
 from mmbench.plugins.extractors.media import load_audio, sample_frames
+from mmbench.records import load_records
 
 SR = 16000
 runner = CliRunner()
@@ -431,3 +432,69 @@ def test_cli_video_frames_and_sound_track(tmp_path, resnet_dir) -> None:
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["encoders"]["A2"]["identity"]["options"]["num_frames"] == 4
     assert meta["inputs"]["dia0_utt1"]["video"]["sha256"]
+
+
+def test_extract_then_run_gives_a_record(tmp_path) -> None:
+    """The acceptance path: generated clips + manifest -> extract -> mmbench run on the table."""
+    rng = np.random.default_rng(0)
+    wav_dir = tmp_path / "wav"
+    wav_dir.mkdir()
+    rows = []
+    # Six sessions' worth of ids (the iemocap plugin takes session 5 as test); the label sets the pitch.
+    for session in range(1, 6):
+        for i in range(16):
+            label = ["neu", "ang", "sad"][i % 3]
+            freq = {"neu": 180.0, "ang": 320.0, "sad": 120.0}[label] * (1 + 0.03 * rng.standard_normal())
+            ident = f"Ses0{session}F_impro0{i // 4 + 1}_F{i:03d}"
+            write_wav(wav_dir / f"{ident}.wav", tone(freq, seconds=0.5, amp=0.3 + 0.2 * rng.random()))
+            rows.append(
+                {"File Name": ident, "Utterance": f"utterance {i} of session {session}", "Emotion": label}
+            )
+    manifest = tmp_path / "utterances.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    out = tmp_path / "features"
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "extract",
+            "-m",
+            str(manifest),
+            "--audio-dir",
+            str(wav_dir),
+            "-e",
+            "audio=mfcc",
+            "-e",
+            "audio=prosody",
+            "-o",
+            str(out),
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["columns"] == {"audio": ["V2", "V3"]}
+    command = summary["run_command"].split()
+    assert command[:2] == ["mmbench", "run"]
+    runs = tmp_path / "runs"
+    res = runner.invoke(
+        app,
+        [
+            *command[1:],
+            "--fusion",
+            "concat",
+            "--seeds",
+            "0",
+            "--max-epochs",
+            "3",
+            "--out",
+            str(runs),
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    records = load_records(runs)
+    assert len(records) == 1 and records[0]["status"] == "ok"
+    assert records[0]["n_test"] == 16  # session 5

@@ -83,6 +83,7 @@ def extract_command(
         out_console.print(table)
         if result.errors:
             out_console.print(f"{len(result.errors)} clip(s) skipped; listed in {result.manifest}")
+        out_console.print(f"Benchmark on it: {result.run_command}")
 
 
 def register(app: typer.Typer) -> None:
