@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mmbench.errors import DataError
 from mmbench.records import atomic_write_json, load_records
 from mmbench.robustness import DEFAULT_LEVELS, effective_robustness, evaluate_robustness
 
@@ -50,7 +51,6 @@ def analyse_records(
     ``pool`` holds other records (already analysed) where the ``late`` baselines may be found.
     """
     import torch
-    from safetensors.torch import load_file
 
     from mmbench.reproduce import request_from_record
     from mmbench.runner import SilentReporter, build_model, prepare
@@ -86,7 +86,7 @@ def analyse_records(
         for rec in recs:
             plugin = registry.create("fusion", rec["fusion"])
             model = build_model(plugin, spec, rec["fusion_params"], prep.data, registry).to(dev_t)
-            model.load_state_dict(load_file(Path(rec["_path"]).parent / rec["checkpoint_file"]))
+            load_checkpoint(model, Path(rec["_path"]).parent / rec["checkpoint_file"], rec["fusion"])
             reporter.log(f"robustness: {rec['fusion']} seed {rec['seed']}")
             rec["robustness"] = evaluate_robustness(
                 _predictor(model),
@@ -105,6 +105,40 @@ def analyse_records(
     for rec in done:
         atomic_write_json(Path(rec["_path"]), {k: v for k, v in rec.items() if k != "_path"})
     return done
+
+
+def load_checkpoint(model: Any, file: Path, fusion: str) -> None:
+    """Load best-dev weights into ``model``; a damaged checkpoint, or one whose tensors do not fit the
+    model rebuilt from the record and its data, is a ``DataError`` naming the file (not a crash)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(file)
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"not a readable safetensors checkpoint ({exc})", path=file) from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
+    if missing or unexpected or reshaped:
+        parts = []
+        for what, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                parts.append(f"{len(keys)} {what} tensor(s) (e.g. {keys[0]!r})")
+        if reshaped:
+            k = reshaped[0]
+            parts.append(
+                f"{len(reshaped)} tensor(s) of another shape (e.g. {k!r}: {tuple(state[k].shape)} in the "
+                f"file, {tuple(expected[k].shape)} for the data)"
+            )
+        raise DataError(
+            f"the checkpoint does not fit the {fusion} model built from its record and data: "
+            f"{'; '.join(parts)}. Was the checkpoint replaced, or the record or data changed? "
+            "Re-run the record with `mmbench run` to get a matching checkpoint",
+            path=file,
+        )
+    model.load_state_dict(state)
 
 
 def add_effective_robustness(records: list[dict[str, Any]], others: list[dict[str, Any]] = ()) -> None:

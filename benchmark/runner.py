@@ -141,6 +141,15 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         protocol["seeds"] = list(request.seeds)
 
     path = data_path_for(request)
+    if not getattr(ds_plugin, "needs_data", False):
+        # Built-in data (generated or shipped): MMBENCH_DATA is meant for file datasets, and an
+        # explicit --data would otherwise be silently ignored.
+        if request.data_path is not None:
+            raise UsageError(
+                f"--data: dataset {request.dataset!r} is built in (generated or shipped with mmbench) "
+                f"and reads no file; did you mean --dataset iemocap or --dataset meld?"
+            )
+        path = None
     if path is not None and not path.exists():
         raise DataError("file or folder does not exist", path=path)
     options = dict(protocol["data"])

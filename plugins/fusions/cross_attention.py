@@ -52,12 +52,12 @@ class ContextBranch(nn.Module):
             self.aux = Projection(spec.dim - first, d_aux, dropout)
             self.combine = Projection(d_context + d_aux, d_context, dropout, batch_norm=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.aux is None:
-            return self.main(x)
+            return self.main(x, mask)
         split = self.slices[0].stop
-        main = self.main(x[..., :split])
-        aux = self.aux(x[..., split:])
+        main = self.main(x[..., :split], mask)
+        aux = self.aux(x[..., split:], mask)
         return self.combine(torch.cat([main, aux], dim=-1))
 
 
@@ -104,12 +104,12 @@ class CrossAttentionModel(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         q_mask = seq_mask(batch, self.query)
-        q = self.query_branch(batch[self.query])
+        q = self.query_branch(batch[self.query], q_mask)
         attended = q
         pooled_context = []
         for m in self.context:
-            ctx = self.context_branches[m](batch[m])
             c_mask = seq_mask(batch, m)
+            ctx = self.context_branches[m](batch[m], c_mask)
             attended = attended + self.attention[m](q, ctx, c_mask)
             pooled_context.append(masked_mean(ctx, c_mask) if ctx.dim() == 3 else ctx)
         if attended.dim() == 3:

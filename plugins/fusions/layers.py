@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from mmbench.data import InputSpec, mask_key
@@ -33,10 +34,17 @@ class Projection(nn.Module):
         self.act = nn.ReLU()
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask`` (``[B, T]``, True = real step) keeps padded steps out of BatchNorm's statistics."""
         h = self.linear(x)
         if h.dim() == 3 and isinstance(self.norm, nn.BatchNorm1d):
-            h = self.norm(h.transpose(1, 2)).transpose(1, 2)
+            if mask is None:
+                h = self.norm(h.transpose(1, 2)).transpose(1, 2)
+            else:
+                # Normalise the real steps only (batch statistics and running averages alike);
+                # padded steps come out as zeros. Boolean indexing costs one host sync per call.
+                real = self.norm(h[mask])
+                h = torch.zeros(h.shape, dtype=real.dtype, device=h.device).index_put((mask,), real)
         else:
             h = self.norm(h)
         return self.drop(self.act(h))

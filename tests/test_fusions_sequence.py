@@ -1,0 +1,47 @@
+"""Sequence-level inputs: padded time steps must not influence a fusion, in training as in eval.
+
+The conformance kit (``mmbench.testing``, ``test_sequences_with_masks``) already checks that eval
+logits ignore padding. Training mode is different: batch statistics (BatchNorm) computed over
+padded steps let padding values leak into the real steps' outputs and into the running
+statistics used later at eval time. This file checks the training-mode forward pass and the
+running statistics it leaves behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmbench.registry.manager import build_registry
+from mmbench.testing import example_batch, example_spec
+
+REGISTRY, _ = build_registry()
+FUSIONS = REGISTRY.names("fusion")
+
+
+def _params(name: str) -> tuple[object, dict]:
+    plugin = REGISTRY.create("fusion", name)
+    params = plugin.resolve_params({})
+    return plugin, params
+
+
+@pytest.mark.parametrize("name", FUSIONS)
+def test_padding_does_not_leak_in_training(name: str) -> None:
+    """Same seed, same real steps, padding zeros vs 1e3: identical train-mode logits and buffers."""
+    plugin, params = _params(name)
+    spec = example_spec(sequence=True, steps=6)
+    plugin.validate(spec, params)
+    batch = example_batch(spec, batch_size=8)
+    noisy = {k: v.clone() for k, v in batch.items()}
+    for m in spec.names:
+        noisy[m][0, 2:] = 1e3  # sample 0 has 2 real steps: the rest is padding
+    outs, buffers = [], []
+    for b in (batch, noisy):
+        torch.manual_seed(0)
+        model = plugin.build(spec, params).train()
+        torch.manual_seed(1)  # same dropout masks in both passes
+        outs.append(model(b))
+        buffers.append({k: v.clone() for k, v in model.state_dict().items() if "running" in k})
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-4, msg="padding changed the logits")
+    for key, value in buffers[0].items():
+        torch.testing.assert_close(buffers[1][key], value, msg=f"padding changed the buffer {key}")
