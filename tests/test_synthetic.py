@@ -65,3 +65,51 @@ def test_redundant_single_modalities_carry_the_label():
 def test_bad_options():
     with pytest.raises(UsageError, match="preset"):
         generate(preset="nope")
+
+
+def _alignment_arrays(n: int):
+    d = generate(preset="alignment", n_samples=n)
+    feats = np.concatenate(
+        [np.concatenate(list(d.modalities[m].values()), axis=-1) for m in ("text", "audio", "visual")], -1
+    )
+    mask = np.arange(feats.shape[1])[None, :] < d.lengths["text"][:, None]
+    return d, feats, mask
+
+
+def test_alignment_pooled_features_carry_no_label():
+    """Every sample has one event per modality: a mean over time looks the same for every class."""
+    d, feats, mask = _alignment_arrays(3000)
+    pooled = (feats * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    tr, te = d.splits["train"], d.splits["test"]
+    acc = LogisticRegression(max_iter=500).fit(pooled[tr], d.labels[tr]).score(pooled[te], d.labels[te])
+    majority = np.bincount(d.labels[te]).max() / len(te)
+    assert acc < majority + 0.05
+
+
+def test_alignment_is_learnable_step_by_step():
+    """Fusing the modalities at each time step (then max over steps) recovers the label."""
+    import torch
+    from torch import nn
+
+    d, feats, mask = _alignment_arrays(3000)
+    x, m, y = torch.tensor(feats), torch.tensor(mask), torch.tensor(d.labels)
+    tr, te = torch.tensor(d.splits["train"]), torch.tensor(d.splits["test"])
+    flat = x[tr][m[tr]]
+    x = (x - flat.mean(0)) / flat.std(0)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(x.shape[-1], 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+    head = nn.Linear(64, len(d.class_names))
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], 1e-3)
+
+    def logits(idx):
+        return head(net(x[idx]).masked_fill(~m[idx][..., None], -1e4).max(1).values)
+
+    for _ in range(20):
+        for batch in tr[torch.randperm(len(tr))].split(64):
+            loss = nn.functional.cross_entropy(logits(batch), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc = (logits(te).argmax(1) == y[te]).float().mean().item()
+    assert acc > 0.8

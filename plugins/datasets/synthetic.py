@@ -143,13 +143,11 @@ def generate(
 
 
 # ---------------------------------------------------------------- sequence variant: alignment
-ALIGN_CLASS_NAMES = ["neu", "fru", "ang", "sad", "exc", "hap"]
-ALIGN_PRIOR = np.array([0.23, 0.24, 0.15, 0.15, 0.14, 0.09])
-#: Label -> (how the audio event sits relative to the text event, whether visual coincides).
-ALIGN_RELATIONS = ("audio before text", "together", "audio after text")
+ALIGN_CLASS_NAMES = ["neu", "sad", "ang", "hap"]
+ALIGN_PRIOR = np.array([0.30, 0.25, 0.25, 0.20])
 ALIGN_OPTIONS = {"seq_len", "min_len", "dim"}
 CONTEXT, EVENT = 6, 4  # latent widths of the shared per-step context and of an event
-EVENT_STRENGTH, CONTEXT_NOISE, POSITION_SCALE = 1.5, 0.3, 1.0
+EVENT_STRENGTH, CONTEXT_NOISE, POSITION_SCALE, CONTEXT_SCALE = 3.0, 0.3, 1.0, 1.0
 
 
 def alignment_streams(dim: int) -> dict[str, dict[str, int]]:
@@ -162,25 +160,17 @@ def alignment_streams(dim: int) -> dict[str, dict[str, int]]:
     }
 
 
-def _two_distinct(rng: np.random.Generator, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample, two distinct steps drawn uniformly from ``[0, length)``, as (earlier, later)."""
-    a = np.floor(rng.random(len(lengths)) * lengths).astype(np.int64)
-    b = np.floor(rng.random(len(lengths)) * (lengths - 1)).astype(np.int64)
-    b += b >= a
-    return np.minimum(a, b), np.maximum(a, b)
-
-
 def _event_steps(labels: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The step of each modality's event, chosen so that the label describes their alignment."""
     n = len(labels)
-    relation, visual_together = labels // 2, labels % 2 == 0
-    early, late = _two_distinct(rng, lengths)
-    same = np.floor(rng.random(n) * lengths).astype(np.int64)
-    text = np.select([relation == 0, relation == 1], [late, same], early)
-    audio = np.select([relation == 0, relation == 1], [early, same], late)
-    other = np.floor(rng.random(n) * (lengths - 1)).astype(np.int64)
-    other += other >= text
-    return {"text": text, "audio": audio, "visual": np.where(visual_together, text, other)}
+    audio_together, visual_together = labels // 2 == 1, labels % 2 == 1
+    text = np.floor(rng.random(n) * lengths).astype(np.int64)
+    steps = {"text": text}
+    for mod, together in (("audio", audio_together), ("visual", visual_together)):
+        other = np.floor(rng.random(n) * (lengths - 1)).astype(np.int64)
+        other += other >= text  # any real step but the text event's
+        steps[mod] = np.where(together, text, other)
+    return steps
 
 
 def generate_alignment(
@@ -198,9 +188,15 @@ def generate_alignment(
     modalities, zero-padded to ``seq_len``; ``lengths`` gives the real steps). Each modality holds
     exactly one *event* at one step; its step is what the label describes:
 
-    * label // 2: the audio event comes before (0), at the same step as (1) or after (2) the
-      text event;
-    * label % 2 == 0: the visual event coincides with the text event (else it is elsewhere).
+    * label // 2 == 1: the audio event happens at the text event's step (else at another step);
+    * label % 2 == 1: the visual event happens at the text event's step (else at another step).
+
+    Classes: ``neu`` (neither coincides), ``sad`` (visual only), ``ang`` (audio only), ``hap``
+    (both). The task is learnable: a small MLP applied to the three modalities' features at each
+    step, max-pooled over steps, reaches about 0.94 test accuracy (3,000 samples, ``seq_len=8``,
+    ``dim=16``). The built-in attention fusions (``mult``, ``cross_attention`` on sequences) do
+    not learn it yet: in 20-40 epochs they fit the train split and stay near chance on test,
+    because they must first discover which steps of two modalities belong together.
 
     A step's features mix three latent parts, projected into the modality's width: a context
     shared by all modalities at that step (what happens at that moment, so attention can match
@@ -237,7 +233,7 @@ def generate_alignment(
         is_event = (steps[None, :] == events[mod][:, None]).astype(np.float64)
         latent = np.concatenate(
             [
-                context + CONTEXT_NOISE * rng.normal(size=context.shape),
+                CONTEXT_SCALE * context + CONTEXT_NOISE * rng.normal(size=context.shape),
                 np.broadcast_to(POSITION_SCALE * position, (n_samples, seq_len, 2)),
                 is_event[..., None] * pattern,
             ],
