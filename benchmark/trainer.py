@@ -238,7 +238,7 @@ class Trainer:
                 best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:
                 bad_epochs += 1
-                if bad_epochs > int(cfg["patience"]):
+                if bad_epochs >= int(cfg["patience"]):  # patience epochs without improvement
                     stopped_early = True
                     break
         if best_state:

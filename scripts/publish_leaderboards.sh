@@ -18,6 +18,12 @@
 #   RUNS      sweep folder    (default runs/published)
 #   BOARDS    markdown folder (default leaderboards)
 #   DEVICE    device          (default cpu: published numbers are CPU runs)
+#   OMP_NUM_THREADS  torch threads per process (default 1: one shard per core, and timings that
+#             do not collapse when something else runs; see docs/PERFORMANCE.md)
+#
+# The published boards were made on a 2-core machine with two shards side by side:
+#   scripts/publish_leaderboards.sh sweep --shard 1/2 & scripts/publish_leaderboards.sh sweep --shard 2/2
+#   wait; scripts/publish_leaderboards.sh boards
 #
 # Extra options go to `mmbench sweep`. With --max-epochs the runs are budget cuts; the boards are
 # then written with --include-budget-cut (for checking this script, never for publishing):
@@ -34,6 +40,7 @@ RUNS=${RUNS:-runs/published}
 BOARDS=${BOARDS:-leaderboards}
 DEVICE=${DEVICE:-cpu}
 MMBENCH=${MMBENCH:-mmbench}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 step=all
 case "${1:-}" in

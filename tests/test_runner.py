@@ -111,6 +111,11 @@ def test_fusion_override_applies_to_fusions_that_know_it(tmp_path):
 
 def test_missing_data_path(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
+        run(tmp_path, dataset="iemocap", fusions=["concat"], data_path=tmp_path / "nope.xlsx")
+
+
+def test_data_path_refused_for_built_in_dataset(tmp_path):
+    with pytest.raises(UsageError, match="built in"):
         run(tmp_path, fusions=["concat"], data_path=tmp_path / "nope.xlsx")
 
 
