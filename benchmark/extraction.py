@@ -297,13 +297,17 @@ class ExtractionResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     #: modality -> the table's feature columns for it, in the order the encoders were given
     columns: dict[str, list[str]] = field(default_factory=dict)
+    #: columns holding a sequence per utterance (``[T, D]`` cells): the table datasets read only
+    #: one vector per cell, so these are left out of :attr:`run_command`
+    sequence_columns: list[str] = field(default_factory=list)
 
     @property
-    def run_command(self) -> str:
-        """A ``mmbench run`` line that benchmarks on this table (the columns named explicitly)."""
-        sets = " ".join(
-            f"--set data.{m}_columns=[{','.join(self.columns.get(m, []))}]" for m in ("audio", "visual")
-        )
+    def run_command(self) -> str | None:
+        """A ``mmbench run`` line that benchmarks on this table's vector columns (None if it has none)."""
+        flat = {m: [c for c in cols if c not in self.sequence_columns] for m, cols in self.columns.items()}
+        if not any(flat.values()):
+            return None
+        sets = " ".join(f"--set data.{m}_columns=[{','.join(flat.get(m, []))}]" for m in ("audio", "visual"))
         return f"mmbench run --dataset iemocap --data {self.table} {sets}"
 
     @property
@@ -316,6 +320,7 @@ class ExtractionResult:
             "reused": self.reused,
             "errors": self.errors,
             "columns": self.columns,
+            "sequence_columns": self.sequence_columns,
             "run_command": self.run_command,
         }
 
@@ -459,6 +464,8 @@ def run_extraction(
     _check_shapes(values)
     for col, spec in columns.items():
         result.columns.setdefault(spec.modality, []).append(col)
+        if any(v.ndim > 1 for v in values[col].values()):
+            result.sequence_columns.append(col)
     kept = [u for u in utterances if u.id not in failed]
     result.rows = len(kept)
     _write_table(result.table, kept, values)

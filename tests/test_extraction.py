@@ -498,3 +498,29 @@ def test_extract_then_run_gives_a_record(tmp_path) -> None:
     records = load_records(runs)
     assert len(records) == 1 and records[0]["status"] == "ok"
     assert records[0]["n_test"] == 16  # session 5
+
+
+def test_sequence_columns_are_left_out_of_the_run_command(tmp_path) -> None:
+    manifest, wav = make_corpus(tmp_path)
+    res = CliRunner().invoke(
+        app,
+        [
+            "extract",
+            "-m",
+            str(manifest),
+            "--audio-dir",
+            str(wav),
+            "-e",
+            "audio=mfcc:pooling=frames",
+            "-e",
+            "audio=prosody",
+            "-o",
+            str(tmp_path / "f"),
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["sequence_columns"] == ["V2"]
+    assert "data.audio_columns=[V3]" in summary["run_command"]

@@ -82,8 +82,15 @@ def extract_command(
             table.add_row(col, str(result.computed[col]), str(result.reused[col]))
         out_console.print(table)
         if result.errors:
-            out_console.print(f"{len(result.errors)} clip(s) skipped; listed in {result.manifest}")
-        out_console.print(f"Benchmark on it: {result.run_command}")
+            clips = len({e["id"] for e in result.errors})
+            out_console.print(f"{clips} clip(s) skipped; listed in {result.manifest}")
+        if result.sequence_columns:
+            out_console.print(
+                f"Column(s) {', '.join(result.sequence_columns)} hold one sequence per utterance: the "
+                "iemocap/meld table readers take one vector per cell, so they are left out below."
+            )
+        if result.run_command:
+            out_console.print(f"Benchmark on it: {result.run_command}")
 
 
 def register(app: typer.Typer) -> None:

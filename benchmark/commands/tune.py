@@ -185,7 +185,11 @@ def tune(
                 }
             )
         else:
-            _print_summary(summary, exported, written)
+            run_args = [f"--data {data}"] if data else []
+            run_args += [f"--protocol {protocol}"] if protocol else []
+            run_args += [f"--set {item}" for item in set_ or []]
+            run_args += [f"--encoder {item}" for item in encoder or []]
+            _print_summary(summary, exported, written, " ".join(run_args))
         if interrupted:
             err_console.print(
                 f"interrupted: study {summary['study_name']} in {summary['storage']} keeps its "
@@ -241,7 +245,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _print_summary(summary: dict[str, Any], exported: Path | None, plots: list[Path]) -> None:
+def _print_summary(
+    summary: dict[str, Any], exported: Path | None, plots: list[Path], run_args: str = ""
+) -> None:
     from rich.table import Table
 
     from mmbench.console import out_console
@@ -301,7 +307,9 @@ def _print_summary(summary: dict[str, Any], exported: Path | None, plots: list[P
     if exported is not None:
         out_console.print(
             f"best parameters written to {exported}; retrain on every protocol seed with: "
-            f"mmbench run --fusion {summary['fusion']} --dataset {summary['dataset']} --params "
+            f"mmbench run --fusion {summary['fusion']} --dataset {summary['dataset']} "
+            + (f"{run_args} " if run_args else "")
+            + "--params "
             + ("tuned" if Path(exported) == default_export_path(summary) else str(exported)),
             markup=False,
         )
