@@ -9,6 +9,7 @@ flagged.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,19 +22,28 @@ class DuplicateReport:
     """Rows whose full content appears in more than one split."""
 
     pairs: dict[str, int]  # "train/test" -> number of rows of the second split copied
-    examples: dict[str, list[tuple[int, int]]]  # a few (row in first split, row in second) pairs
+    examples: dict[str, list[tuple[int, int]]]  # a few (row of first split, row of second); data indices
     within: dict[str, int]  # split -> duplicate rows inside that split
+    #: The data's sample ids (``MultimodalData.ids``), so the evidence names rows as the user's file does.
+    ids: Sequence[str] | None = None
 
     @property
     def total(self) -> int:
         return sum(self.pairs.values())
 
+    def row_name(self, i: int) -> str:
+        """A row of the evidence: its sample id when the data has ids, else ``row <index>`` in the data."""
+        return str(self.ids[i]) if self.ids is not None else f"row {i}"
+
     def describe(self) -> str:
+        """One line per split pair with copies, naming a few copied rows (by id when there are ids)."""
         parts = []
         for key, count in self.pairs.items():
             if count:
                 a, b = key.split("/")
-                ex = ", ".join(f"{a} row {i} = {b} row {j}" for i, j in self.examples[key][:3])
+                ex = ", ".join(
+                    f"{a} {self.row_name(i)} = {b} {self.row_name(j)}" for i, j in self.examples[key][:3]
+                )
                 parts.append(f"{count} {b} rows duplicate {a} rows (e.g. {ex})")
         return "; ".join(parts)
 
@@ -76,4 +86,4 @@ def find_duplicates(data: MultimodalData) -> DuplicateReport:
                 (first_seen[a][h], int(i)) for i in data.splits[b] if (h := hashes[int(i)]) in first_seen[a]
             ]
             pairs[key], examples[key] = len(hits), hits[:5]
-    return DuplicateReport(pairs=pairs, examples=examples, within=within)
+    return DuplicateReport(pairs=pairs, examples=examples, within=within, ids=data.ids)

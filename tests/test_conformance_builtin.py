@@ -1,7 +1,8 @@
 """Every built-in (and every installed) fusion, dataset and encoder through ``mmbench.testing``.
 
 The lists come from the registry, so a plugin added later is checked without editing this file.
-Datasets that need user files are left out, and a test checks each one left out really needs them.
+Datasets that need user files (``needs_data``) run on small sample files written to a temporary
+folder; a test fails when such a dataset has no sample here, so none is silently left out.
 """
 
 from __future__ import annotations
@@ -38,6 +39,33 @@ def _needs_data(name: str) -> bool:
 
 SELF_CONTAINED = [d for d in DATASETS if not _needs_data(d)]
 NEEDS_DATA = [d for d in DATASETS if _needs_data(d)]
+
+
+def _iemocap_xlsx(tmp: Path) -> Path:
+    from tests.sheet_fixtures import write_seed_sheet
+
+    return write_seed_sheet(tmp / "iemocap.xlsx", n_rows=320)
+
+
+def _meld_csvs(tmp: Path) -> Path:
+    from tests.test_datasets_iemocap_meld import meld_csv_folder
+
+    return meld_csv_folder(tmp / "MELD.Raw")
+
+
+def _meld_pickle(tmp: Path) -> Path:
+    from tests.test_datasets_iemocap_meld import meld_pickle
+
+    # 1,153 train dialogues keep MELD's official dev split (no fallback warning); one utterance each.
+    return meld_pickle(tmp / "MELD_features_raw.pkl")
+
+
+#: Small sample files for the datasets that read user files: dataset -> format -> writer(folder).
+SAMPLE_FILES: dict[str, dict[str, Any]] = {
+    "iemocap": {"xlsx": _iemocap_xlsx},
+    "meld": {"csvs": _meld_csvs, "pickle": _meld_pickle},
+}
+FILE_CASES = [f"{name}:{fmt}" for name in NEEDS_DATA for fmt in SAMPLE_FILES.get(name, {"missing": None})]
 
 
 def _tiny_bert(root: Path, seed: int) -> str:
@@ -84,6 +112,20 @@ class TestBuiltinDatasets(DatasetConformance):
         return DatasetCase(request.param)
 
 
+class TestBuiltinFileDatasets(DatasetConformance):
+    """The datasets that read user files, each on sample files in its formats written to tmp."""
+
+    @pytest.fixture(scope="class", params=FILE_CASES)
+    def dataset_case(
+        self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> DatasetCase:
+        name, fmt = request.param.split(":")
+        writer = SAMPLE_FILES.get(name, {}).get(fmt)
+        if writer is None:
+            pytest.fail(f"dataset {name!r} needs data: add a sample-file writer to SAMPLE_FILES")
+        return DatasetCase(name, writer(tmp_path_factory.mktemp(name)))
+
+
 class TestBuiltinEncoders(EncoderConformance):
     @pytest.fixture(scope="class", params=ENCODERS)
     def encoder_case(
@@ -92,9 +134,11 @@ class TestBuiltinEncoders(EncoderConformance):
         return _encoder_case(request.param, tmp_path_factory.mktemp("encoder"))
 
 
-def test_datasets_left_out_need_data() -> None:
-    """Every dataset the kit does not run is left out because it declares needs_data."""
+def test_datasets_needing_data_are_checked_on_sample_files() -> None:
+    """Every dataset runs through the kit: built in, or on sample files because it declares needs_data."""
     assert sorted(SELF_CONTAINED + NEEDS_DATA) == sorted(DATASETS)
+    assert {"iemocap", "meld"} <= set(NEEDS_DATA)
+    assert set(SAMPLE_FILES) <= set(NEEDS_DATA), "a sample file is written for a dataset that needs none"
     for name in NEEDS_DATA:
         plugin = REGISTRY.create("dataset", name)
         assert plugin.needs_data is True

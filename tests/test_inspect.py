@@ -257,3 +257,120 @@ def test_sequence_dataset_end_to_end():
     assert text["lengths"]["min"] == int(d.lengths["text"].min())
     assert text["lengths"]["max"] == int(d.lengths["text"].max())
     assert {r["probe"] for r in s["probes"]["rows"]} == {"text", "audio", "visual", ALL}
+
+
+# ------------------------------------------------------------------ the built-in file formats, end to end
+TEXT8 = "encoders.text.n_components=8"
+
+
+def cli_inspect(out: Path, *args: str) -> dict:
+    """`mmbench inspect ... --format json`: exit 0, report.md with a full class table; the summary."""
+    res = CliRunner().invoke(
+        app, ["inspect", *args, "--output", str(out), "--max-points", "200", "--format", "json"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout[res.stdout.index("{") :])
+    md = (out / "report.md").read_text()
+    assert "| class | train | dev | test | total |" in md
+    counts = summary["classes"]["counts"]
+    for name in summary["classes"]["names"]:
+        row = f"| {name} | " + " | ".join(str(counts[s][name]) for s in ("train", "dev", "test")) + " |"
+        assert row in md, (row, md)
+    assert sum(summary["classes"]["total"].values()) == summary["n"]
+    return summary
+
+
+def test_cli_inspects_mfeat(tmp_path):
+    s = cli_inspect(tmp_path / "rep", "--dataset", "mfeat")
+    assert s["dataset"] == "mfeat" and len(s["classes"]["names"]) == 10
+    assert s["splits"]["exact_duplicates"]["total_across"] == 0
+    assert {r["probe"] for r in s["probes"]["rows"]} >= {ALL}
+
+
+def test_cli_inspects_an_iemocap_sheet(tmp_path):
+    from tests.sheet_fixtures import session5_rows, write_seed_sheet
+
+    sheet = write_seed_sheet(tmp_path / "iemocap.xlsx", n_rows=320)
+    s = cli_inspect(tmp_path / "rep", "--dataset", "iemocap", "--data", str(sheet), "--set", TEXT8)
+    assert s["dataset"] == "iemocap" and s["n"] == 320
+    assert s["classes"]["names"] == ["hap", "sad", "neu", "ang", "exc", "fru"]
+    assert s["splits"]["sizes"]["test"] == session5_rows(sheet)
+    assert s["splits"]["exact_duplicates"]["total_across"] == 0
+    assert {"text", "audio", "visual"} <= set(s["modalities"])
+
+
+def test_cli_inspects_a_meld_pickle(tmp_path):
+    from tests.test_datasets_iemocap_meld import meld_pickle
+
+    path = meld_pickle(tmp_path / "MELD_features_raw.pkl")
+    s = cli_inspect(tmp_path / "rep", "--dataset", "meld", "--data", str(path))
+    assert s["dataset"] == "meld" and len(s["classes"]["names"]) == 7
+    assert s["splits"]["sizes"] == {"train": 2 * 1039, "dev": 2 * 114, "test": 2 * 280}
+    assert s["splits"]["groups"]["dialogue"]["shared"]["train/test"]["count"] == 0
+
+
+def oversampled_sheet(tmp_path: Path, n_copies: int = 40) -> tuple[Path, dict[str, str]]:
+    """A seed sheet over-sampled before splitting: session-1 rows copied under new session-5 ids.
+
+    Returns the csv and ``{copy id: source id}``.
+    """
+    import csv
+
+    from tests.sheet_fixtures import COLUMNS, seed_rows
+
+    rows = seed_rows(n_rows=320)
+    sources = [r for r in rows if r[0].startswith("Ses01")][:n_copies]
+    copies = [[f"Ses05F_impro09_F{100 + i:03d}", *r[1:]] for i, r in enumerate(sources)]
+    path = tmp_path / "over.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([COLUMNS, *rows, *copies])
+    return path, {c[0]: s[0] for c, s in zip(copies, sources, strict=True)}
+
+
+def test_oversampled_sheet_shows_cross_split_duplicates_by_id(tmp_path):
+    path, copied = oversampled_sheet(tmp_path)
+    # Which split each source row landed in, from the same loader `mmbench run` uses.
+    from mmbench.testing import load_dataset
+
+    data = load_dataset("iemocap", path, ["data.allow_duplicates=true"])
+    split_of = {data.ids[int(i)]: s for s, idx in data.splits.items() for i in idx}
+    expected = {
+        k: sum(split_of[src] == k.split("/")[0] for src in copied.values())
+        for k in ("train/test", "dev/test")
+    }
+    assert expected["train/test"] > 0 and sum(expected.values()) == len(copied)
+
+    # The run's duplicate guard names the copied rows by their ids.
+    with pytest.raises(DataError) as err:
+        prepare(
+            RunRequest(dataset="iemocap", data_path=path, fusions=[], overrides=[TEXT8]), build_registry()[0]
+        )
+    message = str(err.value)
+    assert f"{expected['train/test']} test rows duplicate train rows" in message
+    pairs = re.findall(r"train (\S+) = test (\S+?)[,)]", message)
+    assert pairs and all(copied[copy] == src for src, copy in pairs), message
+
+    # The inspect report shows them too, by id, in the summary, the warnings and report.md.
+    s = cli_inspect(tmp_path / "rep", "--dataset", "iemocap", "--data", str(path), "--set", TEXT8)
+    exact = s["splits"]["exact_duplicates"]
+    assert exact["across"] == {"train/dev": 0, **expected}
+    for key in ("train/test", "dev/test"):
+        assert all(copied[copy] == src for src, copy in exact["examples"][key])
+    assert any(
+        "exact duplicates across splits" in w and "= test Ses05F_impro09_F1" in w for w in s["warnings"]
+    )
+    md = (tmp_path / "rep" / "report.md").read_text()
+    src, copy = exact["examples"]["train/test"][0]
+    assert f"test {copy} ≈ train {src}" in md and f"train {src} = test {copy}" in md
+
+
+def test_duplicate_evidence_names_rows_without_ids():
+    from mmbench.leakage import find_duplicates
+
+    d = leaky_data()
+    d.ids = None
+    text = find_duplicates(d).describe()
+    src, dst = d.splits["train"][0], d.splits["test"][0]
+    assert f"{N_EXACT} test rows duplicate train rows" in text and f"train row {src} = test row {dst}" in text
+    d.ids = [f"u{i}" for i in range(d.n)]
+    assert f"train u{src} = test u{dst}" in find_duplicates(d).describe()
