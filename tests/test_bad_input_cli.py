@@ -47,7 +47,51 @@ CASES = [
     (["robustness", "--runs", ".", "--levels", "0,x"], "--levels expects"),
     (["robustness", "--runs", ".", "--levels", "0.5,0.1"], "--levels must be increasing"),
     (["reproduce", "no-such-record.json"], "not a readable mmbench run record"),
+    # sweep
+    (["sweep", "--shard", "3/2"], "--shard 3/2: I must lie between 1 and N"),
+    (["sweep", "--shard", "0/2"], "--shard 0/2: I must lie between 1 and N"),
+    (["sweep", "--shard", "x"], "--shard expects I/N"),
+    (["sweep", "--dataset", "synthetic:unique", "--set", "data.preset=synergy"], "drop --set data.preset"),
+    (["sweep", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["sweep", "--fusion", "nope"], "unknown fusion 'nope'"),
+    (["sweep", "--seeds", "a"], "--seeds expects"),
+    (["sweep", "--stale-after", "-1"], "--stale-after must be positive"),
+    # tune
+    (["tune", "--trials", "2", "--total", "4"], "give --trials (trials to add) or --total"),
+    (["tune", "--trials", "0"], "--trials must be at least 1"),
+    (["tune", "--pruner", "bogus"], "--pruner must be one of"),
+    (["tune", "--fusion", "nope"], "unknown fusion 'nope'"),
+    # leaderboard
+    (["leaderboard", "--runs", "no-such-folder"], "--runs no-such-folder: no such folder"),
+    (["leaderboard", "--runs", ".", "--alpha", "1.5"], "--alpha must lie in (0, 1)"),
+    (["leaderboard", "--runs", ".", "--alpha", "0"], "--alpha must lie in (0, 1)"),
+    (["leaderboard", "--runs", ".", "--resamples", "0"], "--resamples must be at least"),
+    # plot
+    (["plot", "--runs", "no-such-folder"], "--runs no-such-folder: no such folder"),
+    # inspect
+    (["inspect", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["inspect", "--max-points", "0"], "--max-points must be at least"),
+    # extract (manifest.csv is written by the test for these cases)
+    (["extract", "--manifest", "missing.csv", "--encoder", "audio=mfcc"], "manifest missing.csv"),
+    (["extract", "--manifest", "manifest.csv", "--encoder", "audio=nope"], "unknown extractor 'nope'"),
+    (["extract", "--manifest", "manifest.csv", "--encoder", "audio"], "--encoder expects MODALITY=NAME"),
+    (["extract", "--manifest", "manifest.csv", "--encoder", "audio=mfcc", "-j", "0"], "--workers must be"),
+    # new-plugin
+    (["new-plugin", "Bad Name!"], "invalid plugin name 'Bad Name!'"),
+    (["new-plugin", ""], "invalid plugin name ''"),
+    (["new-plugin", "concat"], "a fusion named 'concat' is already registered"),
+    (["new-plugin", "my-thing", "--kind", "widget"], "--kind must be one of"),
 ]
+
+# Appended to every case of these commands so that a case the CLI wrongly accepts stays small and
+# writes only under ./out (which must not exist afterwards).
+_EXTRA = {
+    "sweep": ["--set", "data.n_samples=300", "--max-epochs", "1", "--device", "cpu", "--out", "out"],
+    "tune": ["--set", "data.n_samples=300", "--max-epochs", "1", "--device", "cpu", "--storage", "out/t.db"],
+    "inspect": ["--set", "data.n_samples=300", "--output", "out"],
+    "extract": ["--output", "out"],
+    "new-plugin": ["--output", "out"],
+}
 
 runner = CliRunner()
 
@@ -66,12 +110,18 @@ def test_bad_input_exits_2_with_one_message(args, fragment, tmp_path, monkeypatc
             if ("--max-epochs" not in args)
             else [*args, "--out", str(out)]
         )
+    else:
+        args = [*args, *_EXTRA.get(args[0], [])]
+    if args[0] == "extract":
+        (tmp_path / "manifest.csv").write_text("File Name,Utterance,Emotion\nclip1,hello,happy\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
     result = runner.invoke(app, args)
     message = " ".join(_message(result).split())
     assert result.exit_code == 2, message
     assert fragment in message
     assert "Traceback" not in message
     assert not out.exists(), "nothing may be written on bad input"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing may be written on bad input"
 
 
 def test_bad_protocol_yaml(tmp_path):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+import shlex
 
 import numpy as np
 import pytest
@@ -144,3 +148,52 @@ def test_second_run_loads_features_from_cache_without_a_model(registry, tmp_path
     miss_s, hit_s = first["encoders"]["text"]["seconds"], second["encoders"]["text"]["seconds"]
     print(f"hf-text on 40 texts: miss {miss_s:.3f}s, hit {hit_s:.3f}s")
     assert hit_s < miss_s / 5
+
+
+class _RunsShell:
+    """Pickles to ``os.system(command)``: unpickling it runs the command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def _hostile_npz(marker) -> bytes:
+    """An ``.npz`` whose object array creates ``marker`` when it is unpickled."""
+    buf = io.BytesIO()
+    np.savez(buf, states=np.array([_RunsShell(f"touch {shlex.quote(str(marker))}")], dtype=object))
+    return buf.getvalue()
+
+
+def test_cache_entry_crafted_to_run_code_is_not_unpickled_but_rebuilt(registry, tmp_path):
+    data = text_data(20)
+    protocol = {"encoders": {"text": "fake-seq"}}
+    before = FakeSequenceEncoder.calls
+    good, used = encode_dataset(data, protocol, registry)
+    assert used["text"]["cache"] == "miss" and FakeSequenceEncoder.calls == before + 1
+    (entry,) = sorted((cache_dir() / "features").glob("*.npz"))
+    meta_path = entry.with_suffix(".json")
+
+    # The payload is live: loading it with pickle allowed does run the command.
+    probe = tmp_path / "probe-marker"
+    with np.load(io.BytesIO(_hostile_npz(probe)), allow_pickle=True) as npz:
+        npz["states"]
+    assert probe.exists()
+
+    marker = tmp_path / "marker"
+    payload = _hostile_npz(marker)
+    entry.write_bytes(payload)
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = hashlib.sha256(payload).hexdigest()  # the checksum passes; only the content is hostile
+    meta_path.write_text(json.dumps(meta))
+
+    again, used = encode_dataset(data, protocol, registry)
+    assert not marker.exists(), "a cache entry must never be unpickled"
+    assert used["text"]["cache"] == "miss"
+    assert FakeSequenceEncoder.calls == before + 2  # the encoder ran again
+    np.testing.assert_array_equal(good.modalities["text"]["states"], again.modalities["text"]["states"])
+    assert hashlib.sha256(entry.read_bytes()).hexdigest() == json.loads(meta_path.read_text())["sha256"]
+    _, used = encode_dataset(data, protocol, registry)
+    assert used["text"]["cache"] == "hit" and not marker.exists()  # the rebuilt entry is served

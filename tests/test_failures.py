@@ -1,6 +1,10 @@
 """Failures become failed runs with reasons, never crashes or fake results."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +162,39 @@ def test_reproduce_matches_exactly(tmp_path):
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(rec))
     assert reproduce(tampered, reg)["match"] is False
+
+
+def test_reproduce_cli_from_another_folder_with_an_empty_cache(tmp_path):
+    """`python -m mmbench reproduce` needs only the record: another folder, an empty cache, exit 0."""
+    reg, _ = build_registry()
+    _, records = run_benchmark(
+        RunRequest(
+            fusions=["cross_attention"],
+            seeds=[1],
+            overrides=SMALL,
+            max_epochs=2,
+            out_dir=tmp_path / "made",
+            device="cpu",
+        ),
+        reg,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "cwd").mkdir(parents=True)
+    (elsewhere / "cache").mkdir()
+    record = elsewhere / "record.json"
+    shutil.copyfile(records[0]["_path"], record)  # the record alone: no predictions, no checkpoint
+    env = {k: v for k, v in os.environ.items() if k not in ("MMBENCH_DATA", "MMBENCH_DEBUG")}
+    env.update(MMBENCH_CACHE=str(elsewhere / "cache"), OMP_NUM_THREADS="1", COLUMNS="200", NO_COLOR="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmbench", "reproduce", str(record)],
+        cwd=elsewhere / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "all metrics match" in output
+    assert "MISMATCH" not in output and "Traceback" not in output
+    assert json.loads(record.read_text()) == json.loads(Path(records[0]["_path"]).read_text())

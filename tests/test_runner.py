@@ -70,12 +70,16 @@ def test_record_contents(tmp_path):
     assert (Path(rec["_path"]).parent / on_disk["checkpoint_file"]).exists()
 
 
-def test_same_seed_same_metrics(tmp_path):
-    _, a = run(tmp_path / "a", fusions=["cross_attention"], seeds=[3], max_epochs=3, overrides=SMALL)
-    _, b = run(tmp_path / "b", fusions=["cross_attention"], seeds=[3], max_epochs=3, overrides=SMALL)
+@pytest.mark.parametrize("fusion", REGISTRY.names("fusion"))
+def test_same_seed_same_metrics(tmp_path, fusion):
+    """Every registered fusion: the same seed gives identical CPU metrics and loss history."""
+    tiny = ["data.n_samples=300"]
+    _, a = run(tmp_path / "a", fusions=[fusion], seeds=[3], max_epochs=2, overrides=tiny)
+    _, b = run(tmp_path / "b", fusions=[fusion], seeds=[3], max_epochs=2, overrides=tiny)
+    assert a[0]["status"] == "ok" and b[0]["status"] == "ok"
     assert a[0]["metrics"] == b[0]["metrics"]
     assert [h["train_loss"] for h in a[0]["history"]] == [h["train_loss"] for h in b[0]["history"]]
-    _, c = run(tmp_path / "c", fusions=["cross_attention"], seeds=[4], max_epochs=3, overrides=SMALL)
+    _, c = run(tmp_path / "c", fusions=[fusion], seeds=[4], max_epochs=2, overrides=tiny)
     assert [h["train_loss"] for h in c[0]["history"]] != [h["train_loss"] for h in a[0]["history"]]
 
 
