@@ -141,11 +141,12 @@ def validate_protocol(protocol: dict[str, Any]) -> None:
             raise UsageError(f"train.{key} must be a positive integer, got {train.get(key)!r}")
     if not isinstance(train.get("patience"), int) or train["patience"] < 0:
         raise UsageError(f"train.patience must be a non-negative integer, got {train.get('patience')!r}")
-    for key in ("lr", "weight_decay", "focal_gamma", "grad_clip", "modality_dropout"):
+    for key in ("lr", "weight_decay", "focal_gamma", "grad_clip"):
         if not isinstance(train.get(key), (int, float)) or isinstance(train.get(key), bool) or train[key] < 0:
             raise UsageError(f"train.{key} must be a non-negative number, got {train.get(key)!r}")
-    if not 0 <= train["modality_dropout"] < 1:
-        raise UsageError("train.modality_dropout must lie in [0, 1)")
+    dropout = modality_dropout_rates(train.get("modality_dropout"))
+    if isinstance(dropout, dict):  # a float stays as written: its records and fingerprints stay valid
+        train["modality_dropout"] = dropout
     choices = {
         "loss": ("cross_entropy", "focal"),
         "imbalance": ("none", "class_weights", "oversample"),
@@ -165,6 +166,32 @@ def validate_protocol(protocol: dict[str, Any]) -> None:
     for key in ("data", "encoders", "fusion"):
         if not isinstance(protocol.get(key), dict):
             raise UsageError(f"protocol key {key!r} must be a mapping")
+
+
+def modality_dropout_rates(value: Any) -> float | dict[str, float]:
+    """Check ``train.modality_dropout``: a probability in [0, 1) (one random modality per sample)
+    or a mapping ``{modality: probability in [0, 1]}`` (each modality independently).
+
+    Modality names are checked by the trainer, which knows the run's modalities.
+    """
+    if isinstance(value, dict):
+        rates = {}
+        for name, p in value.items():
+            if isinstance(p, str):  # YAML 1.1 reads "5e-4" as a string; the user means the number
+                with contextlib.suppress(ValueError):
+                    p = float(p)
+            if not isinstance(name, str) or not name:
+                raise UsageError(f"train.modality_dropout: modality names must be strings, got {name!r}")
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise UsageError(f"train.modality_dropout.{name} must be a probability in [0, 1], got {p!r}")
+            rates[name] = float(p)
+        return rates
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UsageError(
+            "train.modality_dropout must be a probability in [0, 1) or a mapping "
+            f"{{modality: probability in [0, 1]}}, got {value!r}"
+        )
+    return value
 
 
 def canonical_json(obj: Any) -> str:

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmbench.errors import UsageError
 from mmbench.losses import inverse_frequency_weights, make_loss
 from mmbench.metrics import primary_score
+from mmbench.protocol import modality_dropout_rates
 from mmbench.tensors import TensorSplit
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -108,6 +110,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(device, precision)
         self.on_epoch_end = on_epoch_end
         self.modalities = modalities or []
+        self.dropout_rates = self._dropout_rates()
         self.eval_batch_size = max(1024, int(train_cfg["batch_size"]))
 
     # ------------------------------------------------------------------ helpers
@@ -125,7 +128,30 @@ class Trainer:
             return torch.multinomial(w, n, replacement=True, generator=generator)
         return torch.randperm(n, generator=generator)
 
+    def _dropout_rates(self) -> dict[str, float] | None:
+        """The per-modality dropout probabilities of a mapping ``train.modality_dropout``, checked
+        against this run's modalities; ``None`` for the single-probability form."""
+        rates = modality_dropout_rates(self.cfg.get("modality_dropout", 0.0))
+        if not isinstance(rates, dict):
+            return None
+        unknown = sorted(set(rates) - set(self.modalities))
+        if unknown:
+            raise UsageError(
+                f"train.modality_dropout names modality {unknown[0]!r}, which this run does not have "
+                f"(modalities: {', '.join(self.modalities) or 'none'})"
+            )
+        return rates
+
     def _modality_dropout(self, batch: dict[str, Tensor], generator: torch.Generator) -> None:
+        """Zero whole modalities of training samples (``train.modality_dropout``), in place.
+
+        A float ``p``: with probability ``p`` one uniformly chosen modality of a sample is zeroed.
+        A mapping: each listed modality is zeroed independently with its own probability; a sample
+        that would lose every modality keeps one, chosen uniformly at random.
+        """
+        if self.dropout_rates is not None:
+            self._per_modality_dropout(batch, generator, self.dropout_rates)
+            return
         p = float(self.cfg.get("modality_dropout", 0.0))
         if p <= 0 or len(self.modalities) < 2:
             return
@@ -138,6 +164,26 @@ class Trainer:
             zero = (drop & (which == i)).to(self.device)
             keep = (~zero).to(batch[m].dtype).view(-1, *([1] * (batch[m].dim() - 1)))
             batch[m] = batch[m] * keep
+
+    def _per_modality_dropout(
+        self, batch: dict[str, Tensor], generator: torch.Generator, rates: dict[str, float]
+    ) -> None:
+        names = self.modalities
+        # A modality computed inside the model (an in-model encoder) is not in the batch: never zeroed.
+        p = torch.tensor([rates.get(m, 0.0) if m in batch else 0.0 for m in names])
+        if len(names) < 2 or not bool((p > 0).any()):
+            return
+        b = next(iter(batch.values())).shape[0]
+        drop = torch.rand(b, len(names), generator=generator) < p  # rand < 1 always: p = 1 drops always
+        every = drop.all(dim=1)
+        if bool(every.any()):
+            keep = torch.randint(len(names), (b,), generator=generator)
+            drop[every, keep[every]] = False
+        for i, m in enumerate(names):
+            if m not in batch or not bool(drop[:, i].any()):
+                continue
+            keep_m = (~drop[:, i]).to(self.device, batch[m].dtype).view(-1, *([1] * (batch[m].dim() - 1)))
+            batch[m] = batch[m] * keep_m
 
     @torch.inference_mode()
     def predict_logits(self, split: TensorSplit) -> Tensor:

@@ -49,9 +49,42 @@ def _train(tmp_path, preset, fusions, n=2000, epochs=12):
     return run_benchmark(req, REGISTRY)[1]
 
 
-def test_unique_contributions_and_exact_clean(tmp_path):
-    records = _train(tmp_path, "unique", ["concat", "late"])
-    done = analyse_runs(tmp_path, REGISTRY)
+@pytest.fixture(scope="module")
+def unique_runs(tmp_path_factory):
+    """concat and late trained on the ``unique`` preset and analysed once for this module's tests.
+
+    Each analysis call is recorded (its predictor, test split, modalities and result) so a test can
+    re-evaluate the exact quantities the Shapley values were computed from.
+    """
+    import mmbench.robustness_runs as runs_mod
+
+    out = tmp_path_factory.mktemp("unique")
+    records = _train(out, "unique", ["concat", "late"])
+    calls = []
+    original = runs_mod.evaluate_robustness
+
+    def spy(predict, train, test, modalities, class_names, metric, **kwargs):
+        result = original(predict, train, test, modalities, class_names, metric, **kwargs)
+        calls.append(
+            {
+                "predict": predict,
+                "test": test,
+                "modalities": modalities,
+                "classes": class_names,
+                "supports_missing": kwargs.get("supports_missing", False),
+                "result": result,
+            }
+        )
+        return result
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runs_mod, "evaluate_robustness", spy)
+        done = analyse_runs(out, REGISTRY)
+    return out, records, done, calls
+
+
+def test_unique_contributions_and_exact_clean(unique_runs):
+    _, records, done, _ = unique_runs
     assert len(done) == 2
     for rec in done:
         rb = rec["robustness"]
@@ -68,6 +101,75 @@ def test_unique_contributions_and_exact_clean(tmp_path):
         assert on_disk["robustness"]["contributions"]["shapley"] == pytest.approx(c["shapley"])
     late = next(r for r in done if r["fusion"] == "late")
     assert late["robustness"]["noise"]["effective_robustness"]["all"] == pytest.approx(0.0)
+
+
+def test_unique_leaderboard_has_robustness_section_and_plots(unique_runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from mmbench.cli import app
+
+    runs, _, done, _ = unique_runs
+    board = tmp_path / "board.md"
+    result = CliRunner().invoke(
+        app,
+        [
+            "leaderboard",
+            "--runs",
+            str(runs),
+            "--include-budget-cut",
+            "--format",
+            "md",
+            "--output",
+            str(board),
+            "--plots",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = board.read_text()
+    assert "Robustness on test" in text
+    header = next(line for line in text.splitlines() if "relative robustness" in line)
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert "effective robustness ↑" in columns
+    modalities = list(done[0]["robustness"]["contributions"]["shapley"])
+    assert len(modalities) == 3
+    assert [c for c in columns if c.startswith("φ")] == [f"φ {m}" for m in modalities]
+    section = text.split("Robustness on test")[1].splitlines()
+    for fusion in ("concat", "late"):
+        assert any(line.startswith(f"| {fusion}") for line in section), fusion
+    for kind in ("noise", "contributions"):
+        png = tmp_path / f"board.{kind}.png"
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", kind
+        assert f"]({png.name})" in text, kind
+
+
+def test_unique_per_class_shapley_efficiency(unique_runs):
+    """Per class, the contributions sum to that class's F1 with every modality minus with none."""
+    from mmbench.metrics import classification_metrics
+    from mmbench.robustness import without
+
+    _, records, done, calls = unique_runs
+    assert len(calls) == len(done) == 2
+    for call, rec in zip(calls, done, strict=True):
+        test, mods, classes = call["test"], call["modalities"], call["classes"]
+        y = test.labels.cpu().numpy()
+
+        def per_class_f1(split, call=call, y=y, classes=classes):
+            m = classification_metrics(y, call["predict"](split), classes)
+            return {c: m["per_class"][c]["f1"] for c in classes}
+
+        full = per_class_f1(test)
+        empty = per_class_f1(without(test, tuple(mods), call["supports_missing"]))
+        # The full model's per-class F1 is the one the run recorded.
+        recorded = next(r for r in records if r["fusion"] == rec["fusion"])["metrics"]["test"]["per_class"]
+        assert full == {c: recorded[c]["f1"] for c in classes}
+        phi = call["result"]["contributions"]["per_class"]
+        assert phi == rec["robustness"]["contributions"]["per_class"]
+        assert set(phi) == set(classes)
+        for c in classes:
+            assert set(phi[c]) == set(mods)
+            assert sum(phi[c].values()) == pytest.approx(full[c] - empty[c], abs=1e-9), (rec["fusion"], c)
+        # Not vacuous: the classes gain something from the modalities.
+        assert any(abs(full[c] - empty[c]) > 0.1 for c in classes)
 
 
 @pytest.mark.slow

@@ -91,3 +91,105 @@ def test_gradient_accumulation_matches_the_larger_batch():
         Trainer(model, cfg, "weighted_f1", 3, torch.device("cpu")).fit(train, dev, 0)
         results.append(model.fc.weight.detach().clone())
     torch.testing.assert_close(results[0], results[1], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ modality dropout
+MODS = ["text", "audio", "visual"]
+
+
+def _mm_batch(n: int = 4000) -> dict[str, torch.Tensor]:
+    return {"text": torch.ones(n, 3), "audio": torch.ones(n, 2), "visual": torch.ones(n, 5, 2)}
+
+
+def _mm_trainer(spec) -> Trainer:
+    cfg = _cfg(modality_dropout=spec)
+    return Trainer(Linear(), cfg, "weighted_f1", 3, torch.device("cpu"), modalities=MODS)
+
+
+def _dropped(spec, n: int = 4000, seed: int = 0) -> torch.Tensor:
+    """Bool [n, 3]: which of text/audio/visual the trainer zeroed for each sample."""
+    trainer = _mm_trainer(spec)
+    batch = _mm_batch(n)
+    trainer._modality_dropout(batch, torch.Generator().manual_seed(seed))
+    for m, x in batch.items():  # a modality is zeroed as a whole or not at all
+        flat = x.reshape(n, -1)
+        assert torch.all((flat == 0).all(dim=1) | (flat == 1).all(dim=1)), m
+    return torch.stack([batch[m].reshape(n, -1)[:, 0] == 0 for m in MODS], dim=1)
+
+
+@pytest.mark.parametrize("spec", [0.0, {"text": 0.0, "audio": 0.0}, {}])
+def test_modality_dropout_zero_changes_nothing(spec):
+    assert not _dropped(spec).any()
+
+
+def test_modality_dropout_float_zeroes_exactly_one_modality_per_sample():
+    drop = _dropped(0.9999999)
+    assert torch.all(drop.sum(dim=1) == 1)
+    share = drop.float().mean(dim=0)  # the one modality is chosen uniformly
+    assert torch.all((share - 1 / 3).abs() < 0.03), share
+
+
+def test_modality_dropout_mapping_uses_each_modalitys_rate():
+    drop = _dropped({"text": 0.3, "audio": 0.6}, n=20000)
+    rate = drop.float().mean(dim=0)
+    assert abs(rate[0] - 0.3) < 0.02 and abs(rate[1] - 0.6) < 0.02, rate
+    assert not drop[:, 2].any()  # visual is not listed: never zeroed
+    # Independent draws: both zeroed about 0.3 * 0.6 of the time.
+    assert abs((drop[:, 0] & drop[:, 1]).float().mean() - 0.18) < 0.02
+
+
+def test_modality_dropout_mapping_never_zeroes_every_modality():
+    drop = _dropped({"text": 0.5, "audio": 0.5, "visual": 0.5}, n=20000)
+    assert torch.all(drop.sum(dim=1) < 3)
+    # A sample drawn to lose all three keeps one chosen uniformly: p - P(all) / 3 each.
+    rate = drop.float().mean(dim=0)
+    assert torch.all((rate - (0.5 - 0.125 / 3)).abs() < 0.02), rate
+    always = _dropped({"text": 1.0, "audio": 1.0, "visual": 1.0})
+    assert torch.all(always.sum(dim=1) == 2)
+    assert torch.all((always.float().mean(dim=0) - 2 / 3).abs() < 0.03)
+
+
+def test_modality_dropout_mapping_parses_from_set_and_keeps_float_form():
+    protocol = load_protocol("synthetic", None, None, ["train.modality_dropout={text: 0.3, audio: 1}"])
+    assert protocol["train"]["modality_dropout"] == {"text": 0.3, "audio": 1.0}
+    plain = load_protocol("synthetic", None, None, ["train.modality_dropout=0.2"])
+    assert plain["train"]["modality_dropout"] == 0.2 and isinstance(plain["train"]["modality_dropout"], float)
+
+
+@pytest.mark.parametrize(
+    "value", ["{text: 1.5}", "{text: -0.1}", "{text: yes}", "{text: [0.1]}", "1.0", "-0.2", "[0.1]"]
+)
+def test_bad_modality_dropout_is_a_usage_error(value):
+    from mmbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="train.modality_dropout"):
+        load_protocol("synthetic", None, None, [f"train.modality_dropout={value}"])
+
+
+def test_modality_dropout_unknown_modality_is_a_usage_error():
+    from mmbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="train.modality_dropout.*'speech'"):
+        _mm_trainer({"speech": 0.2})
+    with pytest.raises(UsageError, match="train.modality_dropout"):  # probabilities are checked here too
+        _mm_trainer({"text": 2.0})
+
+
+def test_fit_with_per_modality_dropout():
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, batch):
+            return self.fc(torch.cat([batch["a"], batch["b"]], dim=1))
+
+    def split(n, seed):
+        s = _split(n, seed)
+        return TensorSplit({"a": s.inputs["x"][:, :2], "b": s.inputs["x"][:, 2:]}, s.labels)
+
+    cfg = _cfg(max_epochs=2, modality_dropout={"a": 0.5})
+    fit = Trainer(TwoInputs(), cfg, "weighted_f1", 3, torch.device("cpu"), modalities=["a", "b"]).fit(
+        split(64, 0), split(16, 1), 0
+    )
+    assert fit.epochs_run == 2 and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in fit.history)
