@@ -149,3 +149,22 @@ def test_search_space_with_fixed_trial(name):
     params = plugin.resolve_params(space)
     plugin.validate(spec(), params)
     assert plugin.build(spec(), params)(batch(spec())).shape == (8, 6)
+
+
+def test_tensor_auto_width_fits_six_modalities():
+    """proj_dim=auto keeps the fused width within budget for mfeat's six views."""
+    from mmbench.plugins.fusions.tensor import proj_dim_for
+
+    spec = InputSpec(
+        modalities=tuple(ModalitySpec(f"v{i}", (StreamSpec("x", 10),)) for i in range(6)),
+        num_classes=10,
+    )
+    plugin = REGISTRY.create("fusion", "tensor")
+    params = plugin.resolve_params({})
+    plugin.validate(spec, params)
+    assert proj_dim_for(params, 6) == 3 and proj_dim_for(params, 3) == 16
+    model = plugin.build(spec, params)
+    out = model({f"v{i}": torch.randn(4, 10) for i in range(6)})
+    assert out.shape == (4, 10)
+    with pytest.raises(UsageError, match="proj_dim <= "):
+        plugin.validate(spec, plugin.resolve_params({"proj_dim": 16}))

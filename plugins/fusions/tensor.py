@@ -9,8 +9,10 @@ every unimodal term, every bimodal product and every M-modal product of the proj
 dropout and an MLP (``(p + 1)^M -> hidden -> hidden -> classes``, the paper's post-fusion
 network) classify it.
 
-The fused width grows as ``(p + 1)^M``: with three modalities keep ``proj_dim`` small (16 gives
-4,913 features, 32 gives 35,937); ``validate`` refuses widths above ``max_features``.
+The fused width grows as ``(p + 1)^M``: with three modalities 16 gives 4,913 features, 32 gives
+35,937. ``proj_dim: auto`` (the default) takes the largest ``p <= 16`` whose fused width stays
+within 8,192 features, so the same default suits three modalities (``p = 16``) and six (mfeat's
+views: ``p = 3``, 4,096 features); ``validate`` refuses explicit widths above ``max_features``.
 """
 
 from __future__ import annotations
@@ -40,11 +42,24 @@ def outer_product(vectors: list[Tensor]) -> Tensor:
     return out
 
 
+AUTO_MAX_PROJ, AUTO_BUDGET = 16, 8192
+
+
+def proj_dim_for(params: dict[str, Any], n_modalities: int) -> int:
+    """``proj_dim`` as given, or for ``auto`` the largest ``p <= 16`` with ``(p + 1)^M <= 8,192``."""
+    if params["proj_dim"] != "auto":
+        return int(params["proj_dim"])
+    p = AUTO_MAX_PROJ
+    while p > 1 and (p + 1) ** n_modalities > AUTO_BUDGET:
+        p -= 1
+    return p
+
+
 class TensorFusionModel(nn.Module):
     def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
         super().__init__()
         self.names = check_modalities(spec, params["modalities"])
-        p, hidden, drop = params["proj_dim"], params["hidden"], params["dropout"]
+        p, hidden, drop = proj_dim_for(params, len(self.names)), params["hidden"], params["dropout"]
         self.proj = nn.ModuleDict({m: Projection(spec[m].dim, p, drop) for m in self.names})
         self.post = nn.Sequential(
             nn.Dropout(drop),
@@ -63,7 +78,7 @@ class TensorFusion(FusionPlugin):
     """Outer product of modality projections with an appended 1 (TFN)."""
 
     default_params = {
-        "proj_dim": 16,
+        "proj_dim": "auto",
         "hidden": 128,
         "dropout": 0.3,
         "max_features": 1_000_000,
@@ -79,9 +94,15 @@ class TensorFusion(FusionPlugin):
 
     def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
         names = check_modalities(spec, params["modalities"])
-        if params["proj_dim"] < 1:
-            raise UsageError(f"fusion.proj_dim must be positive, got {params['proj_dim']}")
-        width = (params["proj_dim"] + 1) ** len(names)
+        if params["proj_dim"] != "auto" and (
+            not isinstance(params["proj_dim"], int)
+            or isinstance(params["proj_dim"], bool)
+            or params["proj_dim"] < 1
+        ):
+            raise UsageError(
+                f"fusion.proj_dim must be a positive integer or auto, got {params['proj_dim']!r}"
+            )
+        width = (proj_dim_for(params, len(names)) + 1) ** len(names)
         if width > params["max_features"]:
             largest = int(math.floor(params["max_features"] ** (1 / len(names)))) - 1
             raise UsageError(
