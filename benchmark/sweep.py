@@ -370,7 +370,14 @@ def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> Swe
     import torch
 
     from mmbench.records import load_record
-    from mmbench.runner import SilentReporter, prepare, resolve_device, run_one, run_record_path
+    from mmbench.runner import (
+        SilentReporter,
+        prepare,
+        resolve_device,
+        resolve_fusion,
+        run_one,
+        run_record_path,
+    )
     from mmbench.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
@@ -407,6 +414,11 @@ def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> Swe
         ]
         if unknown:
             raise UsageError(f"--set fusion.{unknown[0]}: no requested fusion has a parameter {unknown[0]!r}")
+        # Refuse a (dataset, fusion) pair the fusion cannot handle before training any cell of it.
+        input_spec = prep.data.input_spec()
+        for fusion in sorted({c.fusion for c in cells}):
+            plugin, params, _, _ = resolve_fusion(prep, fusion)
+            plugin.validate(input_spec, params)
         tensors = None
         for n, cell in enumerate(cells, 1):
             path = run_record_path(prep, cell.fusion, cell.seed)

@@ -51,6 +51,8 @@ CASES = [
     (["sweep", "--shard", "3/2"], "--shard 3/2: I must lie between 1 and N"),
     (["sweep", "--shard", "0/2"], "--shard 0/2: I must lie between 1 and N"),
     (["sweep", "--shard", "x"], "--shard expects I/N"),
+    # a fusion that cannot take the data is refused before any cell of the dataset trains
+    (["sweep", "--fusion", "concat,unimodal", "--set", "fusion.modality=smell"], "fusion.modality='smell'"),
     (["sweep", "--dataset", "synthetic:unique", "--set", "data.preset=synergy"], "drop --set data.preset"),
     (["sweep", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["sweep", "--fusion", "nope"], "unknown fusion 'nope'"),
