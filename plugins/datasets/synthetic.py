@@ -80,6 +80,26 @@ def _codes(preset: str, labels: np.ndarray, rng: np.random.Generator) -> dict[st
     }
 
 
+def split_streams(feats: np.ndarray, streams: dict[str, int]) -> dict[str, np.ndarray]:
+    """Cut a modality's features (last axis) into its named streams."""
+    out, start = {}, 0
+    for stream, width in streams.items():
+        out[stream] = np.ascontiguousarray(feats[..., start : start + width])
+        start += width
+    return out
+
+
+def session_split(speakers: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """IEMOCAP's split by session (:data:`SPLIT_SPEAKERS`) and the speaker/session group ids."""
+    split_of_speaker = np.empty(N_SPEAKERS, dtype=object)
+    for split, spk in SPLIT_SPEAKERS.items():
+        split_of_speaker[list(spk)] = split
+    sample_split = split_of_speaker[speakers]
+    splits = {s: np.flatnonzero(sample_split == s).astype(np.int64) for s in SPLIT_SPEAKERS}
+    speaker_ids = np.array([f"Ses{s // 2 + 1:02d}{'FM'[s % 2]}" for s in speakers])
+    return splits, {"speaker": speaker_ids, "session": np.array([s[:5] for s in speaker_ids])}
+
+
 def generate(
     preset: str = "mixed",
     n_samples: int = 7400,
@@ -114,25 +134,16 @@ def generate(
         feats = latent @ projection + offsets[speakers]
         feats += feature_noise * rng.normal(size=feats.shape)
         feats = feats.astype(np.float32)
-        out, start = {}, 0
-        for stream, dim in streams.items():
-            out[stream] = np.ascontiguousarray(feats[:, start : start + dim])
-            start += dim
-        modalities[mod] = out
+        modalities[mod] = split_streams(feats, streams)
 
-    split_of_speaker = np.empty(N_SPEAKERS, dtype=object)
-    for split, spk in SPLIT_SPEAKERS.items():
-        split_of_speaker[list(spk)] = split
-    sample_split = split_of_speaker[speakers]
-    splits = {s: np.flatnonzero(sample_split == s).astype(np.int64) for s in SPLIT_SPEAKERS}
-    speaker_ids = np.array([f"Ses{s // 2 + 1:02d}{'FM'[s % 2]}" for s in speakers])
+    splits, groups = session_split(speakers)
     return MultimodalData(
         name="synthetic",
         modalities=modalities,
         labels=labels,
         class_names=list(CLASS_NAMES),
         splits=splits,
-        groups={"speaker": speaker_ids, "session": np.array([s[:5] for s in speaker_ids])},
+        groups=groups,
         ids=[f"syn{i:05d}" for i in range(n_samples)],
         meta={
             "source": f"synthetic(preset={preset}, n_samples={n_samples}, seed={generator_seed})",
@@ -244,25 +255,16 @@ def generate_alignment(
         feats = latent @ projection + offsets[speakers][:, None, :]
         feats += feature_noise * rng.normal(size=feats.shape)
         feats = (feats * real[..., None]).astype(np.float32)
-        out, start = {}, 0
-        for stream, width_s in streams.items():
-            out[stream] = np.ascontiguousarray(feats[..., start : start + width_s])
-            start += width_s
-        modalities[mod] = out
+        modalities[mod] = split_streams(feats, streams)
 
-    split_of_speaker = np.empty(N_SPEAKERS, dtype=object)
-    for split, spk in SPLIT_SPEAKERS.items():
-        split_of_speaker[list(spk)] = split
-    sample_split = split_of_speaker[speakers]
-    splits = {s: np.flatnonzero(sample_split == s).astype(np.int64) for s in SPLIT_SPEAKERS}
-    speaker_ids = np.array([f"Ses{s // 2 + 1:02d}{'FM'[s % 2]}" for s in speakers])
+    splits, groups = session_split(speakers)
     return MultimodalData(
         name="synthetic",
         modalities=modalities,
         labels=labels,
         class_names=list(ALIGN_CLASS_NAMES),
         splits=splits,
-        groups={"speaker": speaker_ids, "session": np.array([s[:5] for s in speaker_ids])},
+        groups=groups,
         lengths={m: lengths.copy() for m in modalities},
         ids=[f"syn{i:05d}" for i in range(n_samples)],
         meta={
