@@ -104,14 +104,21 @@ def generate(
     preset: str = "mixed",
     n_samples: int = 7400,
     generator_seed: int = 20240,
-    speaker_offset: float = 0.5,
-    feature_noise: float = 1.0,
+    speaker_offset: float | None = None,
+    feature_noise: float | None = None,
 ) -> MultimodalData:
-    """Generate the dataset; the same arguments always give the same bytes."""
+    """Generate the dataset; the same arguments always give the same bytes.
+
+    ``speaker_offset`` and ``feature_noise`` default to 0.5 and 1.0 for the utterance-level
+    presets and to :func:`generate_alignment`'s own defaults for ``alignment``.
+    """
     if preset == "alignment":
+        extra = {"speaker_offset": speaker_offset, "feature_noise": feature_noise}
         return generate_alignment(
-            n_samples, generator_seed, speaker_offset=speaker_offset, feature_noise=feature_noise
+            n_samples, generator_seed, **{k: v for k, v in extra.items() if v is not None}
         )
+    speaker_offset = 0.5 if speaker_offset is None else speaker_offset
+    feature_noise = 1.0 if feature_noise is None else feature_noise
     if preset not in PRESETS:
         raise UsageError(f"data.preset must be one of {', '.join(PRESETS)}, alignment; got {preset!r}")
     if not isinstance(n_samples, int) or n_samples < 200:
@@ -187,11 +194,11 @@ def _event_steps(labels: np.ndarray, lengths: np.ndarray, rng: np.random.Generat
 def generate_alignment(
     n_samples: int = 7400,
     generator_seed: int = 20240,
-    seq_len: int = 20,
+    seq_len: int = 12,
     min_len: int | None = None,
-    dim: int = 32,
-    speaker_offset: float = 0.5,
-    feature_noise: float = 1.0,
+    dim: int = 16,
+    speaker_offset: float = 0.0,
+    feature_noise: float = 0.5,
 ) -> MultimodalData:
     """Sequence variant (``preset=alignment``): the label is the temporal alignment of events.
 

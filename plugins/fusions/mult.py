@@ -4,7 +4,7 @@ Multimodal Language Sequences", ACL 2019).
 Architecture, for ``M`` modalities with ``d = d_model``:
 
 1. Each modality ``[B, T_m, D_m]`` is zeroed at its padded steps, projected by a temporal
-   ``Conv1d(D_m, d, conv_kernel)``, scaled by ``sqrt(d)``, given sinusoidal position embeddings
+   ``Conv1d(D_m, d, conv_kernel)``, scaled by ``embed_scale``, given sinusoidal position embeddings
    (step ``t`` gets the same embedding in every modality, so step indices are comparable across
    modalities) and embedding dropout -> ``[B, T_m, d]``.
 2. For every target modality ``m`` and every other (source) modality ``s``, a *cross-modal
@@ -17,6 +17,13 @@ Architecture, for ``M`` modalities with ``d = d_model``:
    without needing the lengths on the host).
 4. The ``M`` pooled vectors are concatenated -> ``[B, M (M-1) d]``, passed through the paper's
    residual block ``h + W2 dropout(ReLU(W1 h))`` and a linear classifier -> ``[B, classes]``.
+
+``embed_scale`` departs from the paper, which multiplies by ``sqrt(d)``: with that scale the
+content outweighs the position embeddings, attention cannot find which steps of two modalities
+belong together, and on the synthetic ``alignment`` preset the model memorised the train split
+and stayed at chance on test (3,000 samples, 20 epochs: accuracy 0.26-0.27). With 0.3 the same
+run reached 0.67-0.88, and on the utterance-level ``mixed`` preset test weighted F1 went from
+0.830 to 0.838 (one seed). ``embed_scale: sqrt`` restores the paper's scaling.
 
 Utterance-level modalities ``[B, D]`` are treated as sequences of length one; the model then
 still runs (the attention over one key is a learned linear map of it) but has no time to align.
@@ -131,6 +138,7 @@ class MulTModel(nn.Module):
         self.names = check_modalities(spec, p["modalities"])
         d, k = p["d_model"], p["conv_kernel"]
         self.d_model = d
+        self.embed_scale = math.sqrt(d) if p["embed_scale"] == "sqrt" else float(p["embed_scale"])
         self.embed = nn.ModuleDict(
             {m: nn.Conv1d(spec[m].dim, d, k, padding=k // 2, bias=False) for m in self.names}
         )
@@ -163,7 +171,7 @@ class MulTModel(nn.Module):
             x, mask = x.unsqueeze(1), None
         elif mask is not None:
             x = x * mask.unsqueeze(-1).to(x.dtype)  # padded steps must not reach the convolution
-        h = self.embed[m](x.transpose(1, 2)).transpose(1, 2) * math.sqrt(self.d_model)
+        h = self.embed[m](x.transpose(1, 2)).transpose(1, 2) * self.embed_scale
         h = h + sinusoidal_positions(h.shape[1], self.d_model, h.device, h.dtype)
         return self.embed_drop(h), mask
 
@@ -201,6 +209,7 @@ class MulTFusion(FusionPlugin):
         "attn_dropout": 0.1,
         "embed_dropout": 0.1,
         "out_dropout": 0.1,
+        "embed_scale": 0.3,
         "modalities": None,
     }
 
@@ -228,6 +237,9 @@ class MulTFusion(FusionPlugin):
             raise UsageError(
                 f"fusion.conv_kernel must be a positive odd integer, got {params['conv_kernel']}"
             )
+        scale = params["embed_scale"]
+        if scale != "sqrt" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0):
+            raise UsageError(f"fusion.embed_scale must be a positive number or sqrt, got {scale!r}")
         for key in ("cross_layers", "self_layers"):
             if params[key] < (1 if key == "cross_layers" else 0):
                 raise UsageError(f"fusion.{key} is too small: {params[key]}")
