@@ -9,6 +9,7 @@ running statistics it leaves behind.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,37 @@ def test_padding_does_not_leak_in_training(name: str) -> None:
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-4, msg="padding changed the logits")
     for key, value in buffers[0].items():
         torch.testing.assert_close(buffers[1][key], value, msg=f"padding changed the buffer {key}")
+
+
+@pytest.mark.slow
+def test_mult_learns_the_alignment_that_pooled_fusions_cannot(tmp_path):
+    """alignment preset: the label is which events coincide in time, so pooled features carry none.
+
+    Settings: ReduceLROnPlateau halves the learning rate during the flat start of MulT's learning
+    curve (it needs ~15 epochs to find the alignment), so this comparison runs without scheduler.
+    """
+    from mmbench.runner import RunRequest, run_benchmark
+
+    overrides = [
+        "data.preset=alignment",
+        "data.n_samples=3000",
+        "data.seq_len=8",
+        "train.scheduler=none",
+        "train.patience=30",
+        "train.lr=2e-3",
+        "train.batch_size=64",
+    ]
+    req = RunRequest(
+        fusions=["mult", "concat", "late"],
+        seeds=[0],
+        overrides=overrides,
+        max_epochs=30,
+        out_dir=tmp_path,
+        device="cpu",
+    )
+    prep, records = run_benchmark(req, REGISTRY)
+    acc = {r["fusion"]: r["metrics"]["test"]["accuracy"] for r in records}
+    test_labels = prep.data.labels[prep.data.splits["test"]]
+    majority = np.bincount(test_labels).max() / len(test_labels)
+    assert max(acc["concat"], acc["late"]) < majority + 0.1, acc
+    assert acc["mult"] > max(acc["concat"], acc["late"]) + 0.3, acc
