@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from mmbench.errors import EXIT_INTERNAL, MMBenchError, UsageError
 
@@ -30,7 +31,11 @@ def cli_errors() -> Iterator[None]:
     except MMBenchError as exc:
         if debug_enabled():
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        # The message is data, not markup (it may hold "[V1, V3]"); soft_wrap keeps it on one line
+        # so paths and ids are never split by the console's wrapping.
+        err_console.print(
+            f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -39,8 +44,9 @@ def cli_errors() -> Iterator[None]:
         if debug_enabled():
             traceback.print_exc()
         err_console.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
-            "Set MMBENCH_DEBUG=1 to see the traceback and please report it."
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}\n"
+            "Set MMBENCH_DEBUG=1 to see the traceback and please report it.",
+            soft_wrap=True,
         )
         raise typer.Exit(EXIT_INTERNAL) from None
 
