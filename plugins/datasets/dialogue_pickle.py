@@ -309,3 +309,44 @@ def split_array(n: int, splits: dict[str, np.ndarray]) -> np.ndarray:
     for split, idx in splits.items():
         out[idx] = split
     return out
+
+
+def finish(
+    name: str,
+    source: Path,
+    labels: np.ndarray,
+    class_set: Any,
+    dropped: dict[str, int],
+    split_of_row: np.ndarray,
+    modalities: dict[str, dict[str, np.ndarray]],
+    raw: dict[str, list[str]],
+    ids: Sequence[str],
+    groups: dict[str, Sequence[str]],
+    meta: dict[str, Any],
+) -> Any:
+    """Warn about labels outside the class set, record the class set and the drops in ``meta``,
+    and :func:`assemble` the data (shared by the iemocap and meld readers)."""
+    from mmbench.plugins.datasets.emotions import describe_drops, warn
+
+    note = describe_drops(dropped, class_set, source)
+    if note:
+        warn(note)
+    meta.update(
+        {
+            "class_set": class_set.name,
+            "classes": list(class_set.names),
+            "dropped_labels": dropped,
+            "dropped_rows": int(sum(dropped.values())),
+        }
+    )
+    return assemble(
+        name,
+        labels=labels,
+        class_names=class_set.names,
+        split_of_row=split_of_row,
+        modalities=modalities,
+        raw=raw,
+        ids=ids,
+        groups=groups,
+        meta=meta,
+    )

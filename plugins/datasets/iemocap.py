@@ -37,8 +37,8 @@ from mmbench.contracts import DatasetPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, UsageError
 from mmbench.plugins.datasets.dialogue_pickle import (
-    assemble,
     fallback_split,
+    finish,
     held_out_groups,
     locate,
     read_dialogue_pickle,
@@ -46,7 +46,6 @@ from mmbench.plugins.datasets.dialogue_pickle import (
 )
 from mmbench.plugins.datasets.emotions import (
     ClassSet,
-    describe_drops,
     encode_labels,
     resolve_class_set,
     warn,
@@ -337,27 +336,8 @@ class IemocapDataset(DatasetPlugin):
         groups: dict[str, list[str]],
         meta: dict[str, Any],
     ) -> MultimodalData:
-        note = describe_drops(dropped, class_set, path)
-        if note:
-            warn(note)
-        meta.update(
-            {
-                "class_set": class_set.name,
-                "classes": list(class_set.names),
-                "dropped_labels": dropped,
-                "dropped_rows": int(sum(dropped.values())),
-            }
-        )
-        data = assemble(
-            "iemocap",
-            labels=labels,
-            class_names=class_set.names,
-            split_of_row=split_of_row,
-            modalities=modalities,
-            raw=raw,
-            ids=ids,
-            groups=groups,
-            meta=meta,
+        data = finish(
+            "iemocap", path, labels, class_set, dropped, split_of_row, modalities, raw, ids, groups, meta
         )
         if "Ses05" in meta.get("split_scheme", "") and not len(data.splits["test"]):
             raise DataError(

@@ -34,8 +34,8 @@ from mmbench.contracts import DatasetPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, UsageError
 from mmbench.plugins.datasets.dialogue_pickle import (
-    assemble,
     fallback_split,
+    finish,
     held_out_groups,
     locate,
     read_dialogue_pickle,
@@ -43,7 +43,6 @@ from mmbench.plugins.datasets.dialogue_pickle import (
 )
 from mmbench.plugins.datasets.emotions import (
     ClassSet,
-    describe_drops,
     encode_labels,
     resolve_class_set,
     warn,
@@ -156,7 +155,9 @@ class MeldDataset(DatasetPlugin):
             "format": "official CSVs",
             "split_scheme": "meld official: train/dev/test CSVs",
         }
-        return _finish(
+        return finish(
+            "meld",
+            folder,
             labels,
             class_set,
             dropped_all,
@@ -166,7 +167,6 @@ class MeldDataset(DatasetPlugin):
             ids,
             {"dialogue": dialogues, "speaker": speakers},
             meta,
-            folder,
         )
 
     # -------------------------------------------------------------------------- spreadsheet
@@ -216,7 +216,9 @@ class MeldDataset(DatasetPlugin):
             groups_out["dialogue"] = dialogue
         if "Speaker" in table.texts:
             groups_out["speaker"] = [str(s) for s in table.texts["Speaker"]]
-        return _finish(
+        return finish(
+            "meld",
+            path,
             labels,
             class_set,
             dropped,
@@ -226,7 +228,6 @@ class MeldDataset(DatasetPlugin):
             ids,
             groups_out,
             meta,
-            path,
         )
 
     # ------------------------------------------------------------------------------- pickle
@@ -271,7 +272,9 @@ class MeldDataset(DatasetPlugin):
             "text": {"videoText": rows.streams["videoText"]},
             "audio": {"videoAudio": rows.streams["videoAudio"]},
         }
-        return _finish(
+        return finish(
+            "meld",
+            path,
             labels,
             class_set,
             dropped,
@@ -281,44 +284,7 @@ class MeldDataset(DatasetPlugin):
             [f"{d}_{u}" for d, u in zip(rows.dialogue, rows.utterance, strict=True)],
             {"dialogue": rows.dialogue, "speaker": rows.speaker},
             meta,
-            path,
         )
-
-
-def _finish(
-    labels: np.ndarray,
-    class_set: ClassSet,
-    dropped: dict[str, int],
-    split_of_row: np.ndarray,
-    modalities: dict[str, dict[str, np.ndarray]],
-    raw: dict[str, list[str]],
-    ids: list[str],
-    groups: dict[str, list[str]],
-    meta: dict[str, Any],
-    source: Path,
-) -> MultimodalData:
-    note = describe_drops(dropped, class_set, source)
-    if note:
-        warn(note)
-    meta.update(
-        {
-            "class_set": class_set.name,
-            "classes": list(class_set.names),
-            "dropped_labels": dropped,
-            "dropped_rows": int(sum(dropped.values())),
-        }
-    )
-    return assemble(
-        "meld",
-        labels=labels,
-        class_names=class_set.names,
-        split_of_row=split_of_row,
-        modalities=modalities,
-        raw=raw,
-        ids=ids,
-        groups=groups,
-        meta=meta,
-    )
 
 
 def _has_csvs(folder: Path) -> bool:
