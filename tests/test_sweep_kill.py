@@ -65,3 +65,36 @@ def test_sigkill_during_training_then_rerun(tmp_path):
     assert sorted(seeds) == [0, 1]
     assert load_record(killed_record) is not None
     assert list(folder.glob("*.lock")) == [] and list(folder.glob(".*.tmp")) == []
+
+    # The resumed grid's leaderboard equals an uninterrupted sweep's in everything but timing.
+    clean = tmp_path / "clean"
+    clean_args = [*args[: args.index("--out")], "--out", str(clean), "--device", "cpu"]
+    assert CliRunner().invoke(app, clean_args).exit_code == 0
+    assert _board(out) == _board(clean)
+
+
+def _board(runs) -> list[dict]:
+    """The leaderboard's rows (metrics, per-class F1, significance), timing and memory left out."""
+    import json
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "leaderboard",
+            "--runs",
+            str(runs),
+            "--dataset",
+            "synthetic",
+            "--include-budget-cut",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = []
+    for group in json.loads(result.stdout)["groups"]:
+        for row in group["rows"]:
+            efficiency = row.pop("efficiency")
+            row["params"] = efficiency["params"]
+            rows.append(row)
+    return rows
