@@ -6,7 +6,9 @@
 * **Modality contributions**: exact Shapley values over those subset evaluations
   (``v(S)`` = the primary metric with only ``S`` present, ``v(∅)`` = every modality removed), so
   the contributions sum to ``v(all) - v(∅)``: the full model's gain over its no-input output
-  (Shapley efficiency). Per-class contributions use each class's F1 as ``v``.
+  (Shapley efficiency). Per-class contributions use each class's F1 as ``v``. The same values
+  with ``v(∅)`` = chance (always predicting the train split's majority class) are reported too
+  (``shapley_over_chance``): they sum to the full model's gain over chance.
 * **Noise sweep**: Gaussian noise of ``level × (train-split std of each feature)`` added to one
   modality or to all of them, levels 0, 0.1, … 1.0. Relative robustness is the area under the
   metric-vs-level curve (trapezoid over [0, 1]); effective robustness is that area minus the area
@@ -104,6 +106,14 @@ def auc(levels: list[float], scores: list[float]) -> float:
     return float(np.trapezoid(y, x) / span) if span > 0 else float(y[0])
 
 
+def score_predictions(
+    y: np.ndarray, pred: np.ndarray, class_names: list[str], metric: str
+) -> tuple[float, list[float]]:
+    """The primary metric and each class's F1 of one set of predictions."""
+    m = classification_metrics(y, pred, class_names)
+    return primary_score(y, pred, len(class_names), metric), [m["per_class"][c]["f1"] for c in class_names]
+
+
 def evaluate_robustness(
     predict: Callable[[TensorSplit], np.ndarray],
     train: TensorSplit,
@@ -122,9 +132,7 @@ def evaluate_robustness(
     k = len(class_names)
 
     def score(split: TensorSplit) -> tuple[float, list[float]]:
-        pred = predict(split)
-        m = classification_metrics(y, pred, class_names)
-        return primary_score(y, pred, k, metric), [m["per_class"][c]["f1"] for c in class_names]
+        return score_predictions(y, predict(split), class_names, metric)
 
     subsets: dict[frozenset, float] = {}
     per_class: dict[frozenset, list[float]] = {}
@@ -140,6 +148,21 @@ def evaluate_robustness(
     gain = full - empty
     phi_class = {
         c: shapley({s: v[i] for s, v in per_class.items()}, modalities) for i, c in enumerate(class_names)
+    }
+    # Chance = always predicting the train split's majority class. Taking it as v(∅) instead of the
+    # model's own no-input score moves every player's Shapley value by (v(∅) - chance) / M, so
+    # the values then sum to the full model's gain over chance.
+    majority = np.full_like(y, int(np.bincount(train.labels.cpu().numpy(), minlength=k).argmax()))
+    chance, chance_class = score_predictions(y, majority, class_names, metric)
+    shift = (empty - chance) / len(modalities)
+    phi_chance = {m: v + shift for m, v in phi.items()}
+    gain_chance = full - chance
+    phi_class_chance = {
+        c: {
+            m: v + (per_class[frozenset()][i] - chance_class[i]) / len(modalities)
+            for m, v in phi_class[c].items()
+        }
+        for i, c in enumerate(class_names)
     }
 
     std = train_std(train, modalities)
@@ -159,6 +182,13 @@ def evaluate_robustness(
             "shapley": phi,
             "share": {m: (v / gain if gain else 0.0) for m, v in phi.items()},
             "per_class": phi_class,
+            "chance": chance,
+            "gain_over_chance": gain_chance,
+            "shapley_over_chance": phi_chance,
+            "share_over_chance": {
+                m: (v / gain_chance if gain_chance else 0.0) for m, v in phi_chance.items()
+            },
+            "per_class_over_chance": phi_class_chance,
         },
         "noise": {
             "levels": list(levels),

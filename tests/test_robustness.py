@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmbench.records import predictions_path
 from mmbench.registry.manager import build_registry
 from mmbench.robustness import auc, effective_robustness, shapley
 from mmbench.robustness_runs import analyse_runs
@@ -96,6 +97,13 @@ def test_unique_contributions_and_exact_clean(unique_runs):
         assert sum(c["shapley"].values()) == pytest.approx(rb["clean"] - c["no_input"], abs=1e-9)
         for m, phi in c["shapley"].items():
             assert phi > 0.05, (rec["fusion"], m, phi)
+        # Over chance (v(∅) = always the train majority class): efficiency against the gain over
+        # chance, overall and per class; the chance score is that of the majority predictor.
+        test_labels = np.asarray(json.loads(predictions_path(Path(rec["_path"])).read_text())["y_true"])
+        assert c["chance"] < c["gain_over_chance"] + c["chance"] == pytest.approx(rb["clean"])
+        assert sum(c["shapley_over_chance"].values()) == pytest.approx(rb["clean"] - c["chance"], abs=1e-9)
+        assert sum(c["share_over_chance"].values()) == pytest.approx(1.0, abs=1e-9)
+        assert 0 <= c["chance"] <= np.bincount(test_labels).max() / len(test_labels)
         # Written into the record on disk.
         on_disk = json.loads(Path(rec["_path"]).read_text())
         assert on_disk["robustness"]["contributions"]["shapley"] == pytest.approx(c["shapley"])
