@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmbench.metrics import classification_metrics
 from mmbench.records import predictions_path
 from mmbench.registry.manager import build_registry
 from mmbench.robustness import auc, effective_robustness, shapley
@@ -104,6 +105,19 @@ def test_unique_contributions_and_exact_clean(unique_runs):
         assert sum(c["shapley_over_chance"].values()) == pytest.approx(rb["clean"] - c["chance"], abs=1e-9)
         assert sum(c["share_over_chance"].values()) == pytest.approx(1.0, abs=1e-9)
         assert 0 <= c["chance"] <= np.bincount(test_labels).max() / len(test_labels)
+        per_class_f1 = next(r for r in records if r["fusion"] == rec["fusion"])["metrics"]["test"][
+            "per_class"
+        ]
+        classes = list(c["per_class_over_chance"])
+        for j in range(len(classes)):  # the constant predictor whose score is `chance`
+            constant = classification_metrics(test_labels, np.full_like(test_labels, j), classes)
+            if constant["weighted_f1"] == pytest.approx(c["chance"], abs=1e-12):
+                break
+        else:
+            raise AssertionError("no constant prediction scores the recorded chance")
+        for cls in classes:
+            want = per_class_f1[cls]["f1"] - constant["per_class"][cls]["f1"]
+            assert sum(c["per_class_over_chance"][cls].values()) == pytest.approx(want, abs=1e-9)
         # Written into the record on disk.
         on_disk = json.loads(Path(rec["_path"]).read_text())
         assert on_disk["robustness"]["contributions"]["shapley"] == pytest.approx(c["shapley"])
