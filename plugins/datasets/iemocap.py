@@ -256,17 +256,21 @@ class IemocapDataset(DatasetPlugin):
             split_of_row = session_split(sessions, dialogues, labels >= 0, dev_fraction)
             groups = {"speaker": speakers, "session": sessions, "dialogue": dialogues}
             meta["split_scheme"] = split_scheme(dev_fraction)
-        return self._finish(
+        return require_session5(
+            finish(
+                "iemocap",
+                path,
+                labels,
+                class_set,
+                dropped,
+                split_of_row,
+                sheet_modalities(table, layout),
+                {"text": texts},
+                row_ids,
+                groups,
+                meta,
+            ),
             path,
-            labels,
-            class_set,
-            dropped,
-            split_of_row,
-            sheet_modalities(table, layout),
-            {"text": texts},
-            row_ids,
-            groups,
-            meta,
         )
 
     # ------------------------------------------------------------------------------- pickle
@@ -309,41 +313,29 @@ class IemocapDataset(DatasetPlugin):
         }
         groups = {"speaker": speakers, "session": sessions, "dialogue": rows.dialogue}
         meta["split_scheme"] = split_scheme(dev_fraction)
-        return self._finish(
+        return require_session5(
+            finish(
+                "iemocap",
+                path,
+                labels,
+                class_set,
+                dropped,
+                split_of_row,
+                modalities,
+                {"text": rows.sentences},
+                rows.utterance,
+                groups,
+                meta,
+            ),
             path,
-            labels,
-            class_set,
-            dropped,
-            split_of_row,
-            modalities,
-            {"text": rows.sentences},
-            rows.utterance,
-            groups,
-            meta,
         )
 
-    # ------------------------------------------------------------------------------- common
-    def _finish(
-        self,
-        path: Path,
-        labels: np.ndarray,
-        class_set: ClassSet,
-        dropped: dict[str, int],
-        split_of_row: np.ndarray,
-        modalities: dict[str, dict[str, np.ndarray]],
-        raw: dict[str, list[str]],
-        ids: list[str],
-        groups: dict[str, list[str]],
-        meta: dict[str, Any],
-    ) -> MultimodalData:
-        data = finish(
-            "iemocap", path, labels, class_set, dropped, split_of_row, modalities, raw, ids, groups, meta
-        )
-        if "Ses05" in meta.get("split_scheme", "") and not len(data.splits["test"]):
-            raise DataError(
-                "no session 5 utterances: IEMOCAP's test split is session 5 (Ses05...)", path=path
-            )
-        return data
+
+def require_session5(data: MultimodalData, path: Path) -> MultimodalData:
+    """With the session split, an empty test split means the file holds no session 5."""
+    if "Ses05" in data.meta.get("split_scheme", "") and not len(data.splits["test"]):
+        raise DataError("no session 5 utterances: IEMOCAP's test split is session 5 (Ses05...)", path=path)
+    return data
 
 
 def split_scheme(dev_fraction: float) -> str:
