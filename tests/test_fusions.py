@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmbench.data import InputSpec, ModalitySpec, StreamSpec, mask_key
 from mmbench.errors import UsageError
@@ -143,6 +144,7 @@ def test_search_space_with_fixed_trial(name):
             "proj_dim": 128,
             "hidden": 128,
             "combine": "learned",
+            "locality": 1.0,
         }
     )
     space = plugin.search_space(trial)
@@ -168,3 +170,58 @@ def test_tensor_auto_width_fits_six_modalities():
     assert out.shape == (4, 10)
     with pytest.raises(UsageError, match="proj_dim <= "):
         plugin.validate(spec, plugin.resolve_params({"proj_dim": 16}))
+
+
+def test_time_distance_rescales_the_context_onto_the_query_axis():
+    from mmbench.plugins.fusions.cross_attention import time_distance
+
+    q_mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    c_mask = torch.tensor([[True] * 4 + [False] * 4, [True] * 8])
+    d = time_distance(q_mask, c_mask)
+    assert d.shape == (2, 4, 8)
+    # Same length: plain step offsets.
+    assert torch.allclose(d[0, :, :4], (torch.arange(4.0)[None, :] - torch.arange(4.0)[:, None]).abs())
+    # 8 frames over a 2-step query: frame s sits at (s + 0.5) / 4 on the query's axis.
+    frames = (torch.arange(8.0) + 0.5) / 4
+    assert torch.allclose(d[1, 0], (frames - 0.5).abs())
+    assert torch.allclose(d[1, 1], (frames - 1.5).abs())
+
+
+def test_sharp_locality_attends_to_the_frames_of_the_same_moment():
+    """Huge slopes: step t sees only frame t (same rate) or frames 2t, 2t+1 (twice the rate)."""
+    from mmbench.plugins.fusions.cross_attention import GuidedAttention
+
+    torch.manual_seed(0)
+    att = GuidedAttention(16, 8, 2, 0.0, locality=1e4).eval()
+    mha = att.mha
+
+    def single_key(c: torch.Tensor) -> torch.Tensor:  # attention over one key = out(v(c))
+        return mha.out_proj(F.linear(c, mha.v_proj_weight, mha.in_proj_bias[32:]))
+
+    q, c = torch.randn(3, 5, 16), torch.randn(3, 5, 8)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(att(q, c, mask, mask), single_key(c), atol=1e-5)
+        c2 = torch.randn(3, 10, 8)
+        mha.q_proj_weight.zero_()  # no content preference: two equally close frames share the weight
+        mha.in_proj_bias[:16].zero_()
+        out = att(q, c2, torch.ones(3, 10, dtype=torch.bool), mask)
+        pairs = c2.view(3, 5, 2, 8).mean(dim=2)  # frames 2t and 2t+1 are equally close to step t
+        assert torch.allclose(out, single_key(pairs), atol=1e-5)
+        # Without the bias the same module mixes all frames.
+        plain = GuidedAttention(16, 8, 2, 0.0).eval()
+        plain.load_state_dict({k: v for k, v in att.state_dict().items() if k != "log_slope"})
+        assert not torch.allclose(plain(q, c, mask, mask), single_key(c), atol=1e-3)
+
+
+def test_locality_slopes_are_learned():
+    from mmbench.plugins.fusions.cross_attention import GuidedAttention
+
+    att = GuidedAttention(16, 8, 4, 0.0, locality=4.0)
+    assert torch.allclose(att.log_slope.exp(), torch.tensor([4.0, 2.0, 1.0, 0.5]))
+    q, c = torch.randn(2, 6, 16), torch.randn(2, 6, 8)
+    att(q, c, None, None).pow(2).sum().backward()
+    assert att.log_slope.grad is not None and att.log_slope.grad.abs().sum() > 0
+    with pytest.raises(UsageError, match="fusion.locality"):
+        plugin = REGISTRY.create("fusion", "cross_attention")
+        plugin.validate(spec(), plugin.resolve_params({"locality": -1}))

@@ -49,8 +49,11 @@ def test_padding_does_not_leak_in_training(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_mult_learns_the_alignment_that_pooled_fusions_cannot(tmp_path):
+def test_attention_fusions_learn_the_alignment_that_pooled_fusions_cannot(tmp_path):
     """alignment preset: the label is which events coincide in time, so pooled features carry none.
+
+    ``mult`` and sequence ``cross_attention`` compare modalities step by step and must clearly beat
+    ``concat`` and ``late``, which see only time-pooled vectors and stay near the majority class.
 
     Settings: ReduceLROnPlateau halves the learning rate during the flat start of MulT's learning
     curve (it needs ~15 epochs to find the alignment), so this comparison runs without scheduler.
@@ -67,7 +70,7 @@ def test_mult_learns_the_alignment_that_pooled_fusions_cannot(tmp_path):
         "train.batch_size=64",
     ]
     req = RunRequest(
-        fusions=["mult", "concat", "late"],
+        fusions=["mult", "cross_attention", "concat", "late"],
         seeds=[0],
         overrides=overrides,
         max_epochs=30,
@@ -79,4 +82,5 @@ def test_mult_learns_the_alignment_that_pooled_fusions_cannot(tmp_path):
     test_labels = prep.data.labels[prep.data.splits["test"]]
     majority = np.bincount(test_labels).max() / len(test_labels)
     assert max(acc["concat"], acc["late"]) < majority + 0.1, acc
-    assert acc["mult"] > max(acc["concat"], acc["late"]) + 0.3, acc
+    for fusion in ("mult", "cross_attention"):
+        assert acc[fusion] > max(acc["concat"], acc["late"]) + 0.3, acc

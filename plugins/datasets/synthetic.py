@@ -212,9 +212,8 @@ def generate_alignment(
     Classes: ``neu`` (neither coincides), ``sad`` (visual only), ``ang`` (audio only), ``hap``
     (both). The task is learnable: a small MLP applied to the three modalities' features at each
     step, max-pooled over steps, reaches about 0.94 test accuracy (3,000 samples, ``seq_len=8``,
-    ``dim=16``). The built-in attention fusions (``mult``, ``cross_attention`` on sequences) do
-    not learn it yet: in 20-40 epochs they fit the train split and stay near chance on test,
-    because they must first discover which steps of two modalities belong together.
+    ``dim=16``). A fusion must discover which steps of two modalities belong together: ``mult``
+    and sequence ``cross_attention`` do (docs/fusions.md), the pooled fusions cannot.
 
     A step's features mix three latent parts, projected into the modality's width: a context
     shared by all modalities at that step (what happens at that moment, so attention can match

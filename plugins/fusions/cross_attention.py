@@ -16,10 +16,28 @@ Architecture (widths are the defaults; branch input sizes follow the data):
 **With one vector per modality the attention is degenerate**: there is a single key, so every
 softmax weight is exactly 1 and the block reduces to the learned linear map
 ``out_proj(v_proj(context))``; the query does not influence it. The model computes that map
-directly in this case (identical result, no softmax over one element). With sequence-shaped
-modalities ``[batch, time, dim]`` and a ``mask:<modality>`` entry, the attention is real: query
-time steps attend over the context's real time steps, and the attended query is mean-pooled over
-its real steps before the concatenation.
+directly in this case (identical result, no softmax over one element).
+
+**Sequences** ``[batch, time, dim]`` (with ``mask:<modality>``) make the attention real: every
+query step (a text token) attends over the context's real steps (audio or visual frames):
+
+* query ``[B, T, 512]``, context ``[B, S, 256]`` -> attended query ``[B, T, 512]`` (residual sum
+  over the context modalities);
+* *temporal locality bias* (``locality``): each head ``h`` adds ``-slope_h * |t - s'|`` to its
+  attention scores, where ``s'`` is frame ``s`` placed on the query's time axis (the context's real
+  length rescaled to the query's, so modalities of different frame rates line up over the same
+  utterance). Slopes are learned (log-parametrised) and start at ``locality * 2**-h``: the first
+  heads look at the frames of the same moment, the last are nearly global and match by content.
+  This is ALiBi's linear distance bias (Press et al., "Train Short, Test Long", ICLR 2022) with
+  learned slopes over cross-modal time; ``locality: 0`` gives plain content attention;
+* each step is fused before pooling: ``[attended_t || pooled contexts] 1024 -> 512`` (Linear,
+  ReLU), then mean-pooled over the query's real steps -> ``[B, 512]`` -> classifier. Fusing per
+  step keeps what a token saw at its own moment; pooling first would average it away.
+
+Why the bias: on the ``synthetic`` ``alignment`` preset (the label says which events coincide in
+time) plain content attention never found the matching frames: test accuracy 0.23-0.30, at chance,
+in 30 epochs while the train split was memorised. With ``locality: 4`` the same run reached 0.99
+(3,000 samples, ``seq_len=8``; docs/fusions.md has the commands).
 """
 
 from __future__ import annotations
@@ -61,17 +79,44 @@ class ContextBranch(nn.Module):
         return self.combine(torch.cat([main, aux], dim=-1))
 
 
-class GuidedAttention(nn.Module):
-    """Multi-head attention of the query branch over one context branch."""
+def time_distance(query_mask: Tensor, context_mask: Tensor) -> Tensor:
+    """``[B, T]``, ``[B, S]`` real-step masks -> ``|t - s'|`` ``[B, T, S]`` in query steps.
 
-    def __init__(self, d_model: int, d_context: int, heads: int, dropout: float) -> None:
+    Step centres are compared after the context's real length is rescaled onto the query's, so two
+    sequences covering the same utterance at different frame rates line up (tensor ops only).
+    """
+    dtype = torch.float32
+    q_len = query_mask.sum(dim=1, keepdim=True).to(dtype).clamp_min(1.0)
+    c_len = context_mask.sum(dim=1, keepdim=True).to(dtype).clamp_min(1.0)
+    t = torch.arange(query_mask.shape[1], device=query_mask.device, dtype=dtype) + 0.5
+    s = (torch.arange(context_mask.shape[1], device=context_mask.device, dtype=dtype) + 0.5) * (q_len / c_len)
+    return (s[:, None, :] - t[None, :, None]).abs()
+
+
+class GuidedAttention(nn.Module):
+    """Multi-head attention of the query branch over one context branch.
+
+    ``locality > 0`` adds the learned temporal locality bias (module docstring) when both sides
+    are sequences.
+    """
+
+    def __init__(
+        self, d_model: int, d_context: int, heads: int, dropout: float, locality: float = 0.0
+    ) -> None:
         super().__init__()
-        self.d_model = d_model
+        self.d_model, self.heads = d_model, heads
         self.mha = nn.MultiheadAttention(
             d_model, heads, dropout=dropout, kdim=d_context, vdim=d_context, batch_first=True
         )
+        self.log_slope = None
+        if locality > 0:
+            self.log_slope = nn.Parameter(
+                torch.log(locality * 2.0 ** -torch.arange(heads, dtype=torch.float32))
+            )
 
-    def forward(self, query: Tensor, context: Tensor, context_mask: Tensor | None) -> Tensor:
+    def forward(
+        self, query: Tensor, context: Tensor, context_mask: Tensor | None, query_mask: Tensor | None = None
+    ) -> Tensor:
         if query.dim() == 2 and context.dim() == 2:
             # One key: softmax weights are all 1, attention = out_proj(v_proj(context)).
             e = self.d_model
@@ -79,9 +124,19 @@ class GuidedAttention(nn.Module):
             return self.mha.out_proj(F.linear(context, w_v, self.mha.in_proj_bias[2 * e :]))
         q = query if query.dim() == 3 else query.unsqueeze(1)
         kv = context if context.dim() == 3 else context.unsqueeze(1)
-        pad = None if context_mask is None or context.dim() == 2 else ~context_mask
-        out, _ = self.mha(q, kv, kv, key_padding_mask=pad, need_weights=False)
-        return out if query.dim() == 3 else out.squeeze(1)
+        if self.log_slope is None or query.dim() == 2 or context.dim() == 2:
+            pad = None if context_mask is None or context.dim() == 2 else ~context_mask
+            out, _ = self.mha(q, kv, kv, key_padding_mask=pad, need_weights=False)
+            return out if query.dim() == 3 else out.squeeze(1)
+        b, t, s = q.shape[0], q.shape[1], kv.shape[1]
+        q_mask = query_mask if query_mask is not None else q.new_ones(b, t, dtype=torch.bool)
+        c_mask = context_mask if context_mask is not None else kv.new_ones(b, s, dtype=torch.bool)
+        c_mask = c_mask | ~c_mask.any(dim=1, keepdim=True)  # no real frame at all: attend to every frame
+        bias = -self.log_slope.exp()[None, :, None, None] * time_distance(q_mask, c_mask)[:, None]
+        bias = bias.masked_fill(~c_mask[:, None, None, :], float("-inf"))
+        mask = bias.reshape(b * self.heads, t, s).to(q.dtype)
+        out, _ = self.mha(q, kv, kv, attn_mask=mask, need_weights=False)
+        return out
 
 
 class CrossAttentionModel(nn.Module):
@@ -96,7 +151,10 @@ class CrossAttentionModel(nn.Module):
             {m: ContextBranch(spec[m], p["d_context"], p["d_aux"], drop) for m in self.context}
         )
         self.attention = nn.ModuleDict(
-            {m: GuidedAttention(p["d_model"], p["d_context"], p["heads"], 0.0) for m in self.context}
+            {
+                m: GuidedAttention(p["d_model"], p["d_context"], p["heads"], 0.0, p["locality"])
+                for m in self.context
+            }
         )
         fused = p["d_model"] + p["d_context"] * len(self.context)
         self.fuse = nn.Sequential(nn.Linear(fused, p["fusion_hidden"]), nn.ReLU(), nn.Dropout(drop))
@@ -110,11 +168,15 @@ class CrossAttentionModel(nn.Module):
         for m in self.context:
             c_mask = seq_mask(batch, m)
             ctx = self.context_branches[m](batch[m], c_mask)
-            attended = attended + self.attention[m](q, ctx, c_mask)
+            attended = attended + self.attention[m](q, ctx, c_mask, q_mask)
             pooled_context.append(masked_mean(ctx, c_mask) if ctx.dim() == 3 else ctx)
-        if attended.dim() == 3:
-            attended = masked_mean(attended, q_mask)
-        return self.classifier(self.fuse(torch.cat([attended, *pooled_context], dim=-1)))
+        if attended.dim() == 2:
+            return self.classifier(self.fuse(torch.cat([attended, *pooled_context], dim=-1)))
+        steps = attended.shape[1]
+        per_step = torch.cat(
+            [attended, *(c.unsqueeze(1).expand(-1, steps, -1) for c in pooled_context)], dim=-1
+        )
+        return self.classifier(masked_mean(self.fuse(per_step), q_mask))
 
 
 class CrossAttentionFusion(FusionPlugin):
@@ -129,6 +191,7 @@ class CrossAttentionFusion(FusionPlugin):
         "fusion_hidden": 512,
         "classifier_hidden": 256,
         "dropout": 0.3,
+        "locality": 4.0,
     }
 
     def search_space(self, trial: Any) -> dict[str, Any]:
@@ -137,6 +200,7 @@ class CrossAttentionFusion(FusionPlugin):
             "heads": trial.suggest_categorical("heads", [4, 8]),
             "classifier_hidden": trial.suggest_categorical("classifier_hidden", [128, 256, 512]),
             "dropout": trial.suggest_float("dropout", 0.1, 0.5),
+            "locality": trial.suggest_categorical("locality", [0.0, 1.0, 4.0, 16.0]),
         }
 
     def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
@@ -146,6 +210,11 @@ class CrossAttentionFusion(FusionPlugin):
             raise UsageError(f"fusion.query={params['query']!r} is not a modality of the data ({spec.names})")
         if params["d_model"] % params["heads"]:
             raise UsageError("fusion.d_model must be divisible by fusion.heads")
+        loc = params["locality"]
+        if isinstance(loc, bool) or not isinstance(loc, (int, float)) or not 0 <= loc <= 1e4:
+            raise UsageError(
+                f"fusion.locality must be a number in [0, 10000] (0 = no time bias), got {loc!r}"
+            )
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
         return CrossAttentionModel(spec, params)
