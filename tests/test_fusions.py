@@ -96,6 +96,12 @@ def test_cross_attention_reference_widths():
     assert model.fuse[0].weight.shape == (512, 1024)
     assert model.classifier[0].weight.shape == (256, 512)
     assert model.classifier[-1].weight.shape == (8, 256)
+    # Utterance-level: no locality slopes, the reference's parameter count exactly.
+    assert model.attention["audio"].log_slope is None
+    assert sum(p.numel() for p in model.parameters()) == 2_997_896
+    seq = InputSpec(tuple(ModalitySpec(m.name, m.streams, True, 10) for m in real.modalities), 8)
+    seq_model = CrossAttentionModel(seq, REGISTRY.create("fusion", "cross_attention").default_params)
+    assert seq_model.attention["audio"].log_slope.shape == (8,)
 
 
 def test_degenerate_attention_equals_full_attention():

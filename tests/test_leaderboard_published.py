@@ -56,7 +56,7 @@ def test_published_markdown_matches_its_records(md, tmp_path, monkeypatch):
 def test_publish_script_end_to_end_on_a_tiny_grid(tmp_path, monkeypatch):
     env = dict(
         os.environ,
-        DATASETS="synthetic:synergy",
+        DATASETS="synthetic:synergy,synthetic:alignment",
         FUSIONS="concat,late",
         SEEDS="0,1",
         RUNS=str(tmp_path / "runs"),
@@ -98,3 +98,10 @@ def test_publish_script_end_to_end_on_a_tiny_grid(tmp_path, monkeypatch):
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert '"existing": 4' in again.stdout and md.read_text() == text
+    # synthetic:alignment has a board protocol of its own (configs/boards/synthetic-alignment.yaml);
+    # synthetic:synergy keeps its dataset's.
+    board = json.loads(
+        sorted((tmp_path / "boards" / "runs" / "synthetic-alignment").glob("*seed0.json"))[0].read_text()
+    )
+    assert board["protocol"]["train"]["scheduler"] == "none" and board["protocol"]["train"]["patience"] == 15
+    assert json.loads(records[0].read_text())["protocol"]["train"]["scheduler"] == "plateau"

@@ -150,9 +150,18 @@ class CrossAttentionModel(nn.Module):
         self.context_branches = nn.ModuleDict(
             {m: ContextBranch(spec[m], p["d_context"], p["d_aux"], drop) for m in self.context}
         )
+        # The locality bias exists only between two sequences: utterance-level models keep the
+        # reference's exact parameters (and load checkpoints written before the bias existed).
+        seq_query = spec[self.query].sequence
         self.attention = nn.ModuleDict(
             {
-                m: GuidedAttention(p["d_model"], p["d_context"], p["heads"], 0.0, p["locality"])
+                m: GuidedAttention(
+                    p["d_model"],
+                    p["d_context"],
+                    p["heads"],
+                    0.0,
+                    p["locality"] if seq_query and spec[m].sequence else 0.0,
+                )
                 for m in self.context
             }
         )
