@@ -231,3 +231,25 @@ def test_locality_slopes_are_learned():
     with pytest.raises(UsageError, match="fusion.locality"):
         plugin = REGISTRY.create("fusion", "cross_attention")
         plugin.validate(spec(), plugin.resolve_params({"locality": -1}))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_locality_bias_under_autocast(dtype):
+    """The time-bias path under bf16/fp16 autocast (`--precision`): finite, close to fp32, also
+    for a context with no real frame."""
+    from mmbench.plugins.fusions.cross_attention import GuidedAttention
+
+    torch.manual_seed(0)
+    att = GuidedAttention(16, 8, 2, 0.0, locality=4.0).eval()
+    q, c = torch.randn(3, 5, 16), torch.randn(3, 7, 8)
+    q_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 5])
+    c_mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [False] * 7])  # last: no real frame
+    with torch.no_grad():
+        ref = att(q, c, c_mask, q_mask)
+        with torch.autocast("cpu", dtype=dtype):  # inside a model, branch outputs arrive in `dtype`
+            low = att(q.to(dtype), c.to(dtype), c_mask, q_mask)
+        # No real frame at all: attend to every frame (defined, as in `mult`), not NaN or zeros.
+        everywhere = att(q[2:], c[2:], torch.ones(1, 7, dtype=torch.bool), q_mask[2:])
+    torch.testing.assert_close(ref[2:], everywhere)
+    assert low.dtype == dtype and torch.isfinite(low).all()
+    torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
