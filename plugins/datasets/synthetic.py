@@ -100,6 +100,23 @@ def session_split(speakers: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str
     return splits, {"speaker": speaker_ids, "session": np.array([s[:5] for s in speaker_ids])}
 
 
+def observe(
+    latent: np.ndarray,
+    width: int,
+    speakers: np.ndarray,
+    speaker_offset: float,
+    feature_noise: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Latent ``[N, L]`` or ``[N, T, L]`` -> features of ``width``: a random projection, a
+    per-speaker offset and isotropic noise (draws in that order: the bytes depend on it)."""
+    projection = rng.normal(size=(latent.shape[-1], width)) / np.sqrt(latent.shape[-1])
+    offsets = speaker_offset * rng.normal(size=(N_SPEAKERS, width))
+    per_sample = offsets[speakers].reshape(len(speakers), *([1] * (latent.ndim - 2)), width)
+    feats = latent @ projection + per_sample
+    return feats + feature_noise * rng.normal(size=feats.shape)
+
+
 def generate(
     preset: str = "mixed",
     n_samples: int = 7400,
@@ -136,12 +153,8 @@ def generate(
             prototypes = rng.normal(size=(n_values, LATENT))
             block = prototypes[code] + noise * rng.normal(size=(n_samples, LATENT))
             latent[:, j * LATENT : (j + 1) * LATENT] = block
-        projection = rng.normal(size=(latent.shape[1], width)) / np.sqrt(latent.shape[1])
-        offsets = speaker_offset * rng.normal(size=(N_SPEAKERS, width))
-        feats = latent @ projection + offsets[speakers]
-        feats += feature_noise * rng.normal(size=feats.shape)
-        feats = feats.astype(np.float32)
-        modalities[mod] = split_streams(feats, streams)
+        feats = observe(latent, width, speakers, speaker_offset, feature_noise, rng)
+        modalities[mod] = split_streams(feats.astype(np.float32), streams)
 
     splits, groups = session_split(speakers)
     return MultimodalData(
@@ -256,12 +269,8 @@ def generate_alignment(
             ],
             axis=-1,
         )
-        projection = rng.normal(size=(latent.shape[-1], width)) / np.sqrt(latent.shape[-1])
-        offsets = speaker_offset * rng.normal(size=(N_SPEAKERS, width))
-        feats = latent @ projection + offsets[speakers][:, None, :]
-        feats += feature_noise * rng.normal(size=feats.shape)
-        feats = (feats * real[..., None]).astype(np.float32)
-        modalities[mod] = split_streams(feats, streams)
+        feats = observe(latent, width, speakers, speaker_offset, feature_noise, rng)
+        modalities[mod] = split_streams((feats * real[..., None]).astype(np.float32), streams)
 
     splits, groups = session_split(speakers)
     return MultimodalData(
