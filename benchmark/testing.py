@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from mmbench.data import SPLITS, InputSpec, ModalitySpec, MultimodalData, StreamSpec, mask_key
 from mmbench.errors import UsageError
-from mmbench.robustness import missing_key
+from mmbench.robustness.analysis import missing_key
 
 __all__ = [
     "DatasetCase",
@@ -282,13 +282,13 @@ class FusionConformance:
                 _check_logits(model(zeroed), fusion_case.batch_size, spec.num_classes)
 
     def test_missing_modality_flags(self, fusion_case: FusionCase) -> None:
-        """Each modality removed as robustness analysis removes it (``mmbench.robustness.without``).
+        """Each modality removed as robustness analysis removes it (``mmbench.robustness.analysis.without``).
 
         The removed modality is zeros; only a fusion that declares ``supports_missing`` also gets
         ``missing:<modality>`` flags, and all-False flags must then leave its output unchanged.
         """
-        from mmbench.robustness import without
-        from mmbench.tensors import TensorSplit
+        from mmbench.robustness.analysis import without
+        from mmbench.training.tensors import TensorSplit
 
         plugin, spec, params = self._setup(fusion_case)
         flags = bool(getattr(plugin, "supports_missing", False))
@@ -508,7 +508,7 @@ class DatasetConformance:
 
     def test_no_rows_shared_across_splits(self, loaded: tuple[MultimodalData, MultimodalData]) -> None:
         """`mmbench run` refuses data whose identical rows sit in two splits (leakage guard)."""
-        from mmbench.leakage import find_duplicates
+        from mmbench.runner.leakage import find_duplicates
 
         report = find_duplicates(loaded[0])
         assert not report.total, report.describe()
@@ -581,7 +581,7 @@ class EncoderConformance:
 
     def test_identity_changes_with_options(self, encoder_case: EncoderCase) -> None:
         """The cache key changes with the data, the modality and every declared identity variant."""
-        from mmbench.encoding import cache_key
+        from mmbench.runner.encoding_cache import cache_key
 
         plugin = encoder_case.plugin()
         identity = plugin.identity(dict(encoder_case.options))

@@ -3,7 +3,7 @@
 Writes a deterministic seed-format spreadsheet (default 10,000 rows; vector columns V1 512,
 V3 25, V4 25, A2 512 as list literals, like the reference system's files) into a temporary folder,
 then times a first parse (cold cache) and a second load (parsed cache) with
-``mmbench.feature_table.read_feature_table``. Prints one JSON object.
+``mmbench.formats.spreadsheet.read_feature_table``. Prints one JSON object.
 
     python scripts/bench_feature_table.py [--rows 10000] [--format xlsx|csv] [--keep DIR]
 """
@@ -70,7 +70,7 @@ def main() -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["MMBENCH_CACHE"] = str(Path(tmp) / "cache")  # cold cache for the first parse
-        from mmbench.feature_table import read_feature_table
+        from mmbench.formats.spreadsheet import read_feature_table
 
         path = folder / f"bench_{args.rows}.{args.format}"
         t0 = time.perf_counter()

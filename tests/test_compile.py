@@ -4,9 +4,9 @@ import torch
 from safetensors.torch import load_file
 
 from mmbench.registry.manager import build_registry
-from mmbench.runner import RunRequest, run_benchmark
+from mmbench.runner.run import RunRequest, run_benchmark
 from mmbench.testing import example_batch, example_spec
-from mmbench.trainer import Trainer
+from mmbench.training.trainer import Trainer
 
 
 def test_compiled_forward_equals_eager_in_eval():

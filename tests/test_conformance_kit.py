@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from mmbench.contracts import DatasetPlugin, EncoderPlugin, FusionPlugin
 from mmbench.data import InputSpec, MultimodalData, mask_key
 from mmbench.registry import Registry, hookimpl
-from mmbench.robustness import missing_key
+from mmbench.robustness.analysis import missing_key
 from mmbench.testing import (
     DatasetCase,
     DatasetConformance,

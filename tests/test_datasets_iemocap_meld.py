@@ -306,7 +306,7 @@ def test_iemocap_eight_classes(tmp_path):
 
 
 def test_iemocap_without_ids_falls_back_with_its_own_protocol(tmp_path):
-    from mmbench.runner import RunRequest, prepare
+    from mmbench.runner.run import RunRequest, prepare
 
     frame = iemocap_frame()
     with_ids = write_sheet(frame, tmp_path / "ids.csv")
@@ -488,7 +488,7 @@ def test_missing_dataset_explains_files_and_sources(tmp_path, monkeypatch):
         or tmp_path / "root" / "iemocap" / "IEMOCAP_features.pkl"
     )
     monkeypatch.setenv("MMBENCH_DATA", str(tmp_path / "root"))
-    from mmbench.runner import RunRequest, data_path_for
+    from mmbench.runner.run import RunRequest, data_path_for
 
     assert (
         load("iemocap", data_path_for(RunRequest(dataset="iemocap"))).meta["format"] == "DialogueRNN pickle"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmbench.errors import UsageError
-from mmbench.leakage import find_duplicates
+from mmbench.runner.leakage import find_duplicates
 from mmbench.plugins.datasets.mfeat import VIEWS, MfeatDataset, load_mfeat
 
 DIMS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
@@ -48,7 +48,7 @@ def test_options_and_data_path_refused(tmp_path):
 
 def test_concat_reaches_published_accuracy(tmp_path):
     from mmbench.registry.manager import build_registry
-    from mmbench.runner import RunRequest, run_benchmark
+    from mmbench.runner.run import RunRequest, run_benchmark
 
     reg, _ = build_registry()
     _, records = run_benchmark(

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from mmbench.encoding import encode_dataset
-from mmbench.in_model import WithEncoders
+from mmbench.runner.encoding_cache import encode_dataset
+from mmbench.training.in_model import WithEncoders
 from mmbench.plugins.encoders.hf_text import HFTextEncoder
 from mmbench.registry.manager import build_registry
-from mmbench.runner import RunRequest, prepare, run_benchmark
-from mmbench.tensors import split_tensors
+from mmbench.runner.run import RunRequest, prepare, run_benchmark
+from mmbench.training.tensors import split_tensors
 from tests.encoder_fixtures import TinyTextPlugin, text_data, tiny_bert
 
 
@@ -78,7 +78,7 @@ def test_sequence_output_gives_states_and_mask(bert_dir, registry):
 
 
 def test_text_model_gets_its_own_learning_rate(bert_dir, monkeypatch):
-    import mmbench.trainer as trainer_mod
+    import mmbench.training.trainer as trainer_mod
 
     captured = {}
     real = trainer_mod.make_adamw
@@ -93,7 +93,7 @@ def test_text_model_gets_its_own_learning_rate(bert_dir, monkeypatch):
     opts = {"model": str(bert_dir), "lr": 5e-5}
     registry, _ = build_registry()
     encoded, _ = encode_dataset(data, {"encoders": {"text": {"name": "hf-text-finetune", **opts}}}, registry)
-    from mmbench.in_model import attach_encoders
+    from mmbench.training.in_model import attach_encoders
     from mmbench.protocol import load_protocol
 
     fusion = registry.create("fusion", "concat")

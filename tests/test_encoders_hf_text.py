@@ -9,11 +9,11 @@ import pytest
 
 from mmbench.contracts import LENGTHS_KEY
 from mmbench.data import MultimodalData
-from mmbench.encoding import encode_dataset, file_sha256
+from mmbench.runner.encoding_cache import encode_dataset, file_sha256
 from mmbench.errors import UsageError
 from mmbench.plugins.encoders.hf_text import HFTextEncoder, bundled_model_dir, resolve_model_dir
 from mmbench.registry.manager import build_registry
-from mmbench.tensors import split_tensors
+from mmbench.training.tensors import split_tensors
 from tests.encoder_fixtures import tiny_bert
 
 MODEL_DIR = bundled_model_dir()

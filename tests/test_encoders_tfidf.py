@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mmbench.encoding import encode_dataset
+from mmbench.runner.encoding_cache import encode_dataset
 from mmbench.errors import UsageError
 from mmbench.plugins.encoders.tfidf import TfidfEncoder
 from mmbench.registry.manager import build_registry

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from mmbench.contracts import LENGTHS_KEY, EncoderPlugin
-from mmbench.encoding import cache_dir, encode_dataset
+from mmbench.runner.encoding_cache import cache_dir, encode_dataset
 from mmbench.errors import PluginError
 from mmbench.plugins.encoders.hf_text import bundled_model_dir
 from mmbench.registry import Registry, hookimpl
 from mmbench.registry.manager import build_registry
-from mmbench.runner import RunRequest, prepare, run_benchmark
-from mmbench.tensors import split_tensors
+from mmbench.runner.run import RunRequest, prepare, run_benchmark
+from mmbench.training.tensors import split_tensors
 from tests.encoder_fixtures import TinyTextPlugin, text_data
 
 

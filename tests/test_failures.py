@@ -15,7 +15,7 @@ from mmbench.contracts import FusionPlugin
 from mmbench.errors import RunFailed
 from mmbench.registry import Registry, hookimpl
 from mmbench.registry.manager import build_registry, set_registry
-from mmbench.runner import RunRequest, run_benchmark
+from mmbench.runner.run import RunRequest, run_benchmark
 
 SMALL = ["data.n_samples=400"]
 
@@ -139,7 +139,7 @@ def test_checkpoint_is_safetensors_and_matches_predictions(tmp_path):
 
 
 def test_reproduce_matches_exactly(tmp_path):
-    from mmbench.reproduce import reproduce
+    from mmbench.runner.reproduce import reproduce
 
     reg, _ = build_registry()
     _, records = run_benchmark(

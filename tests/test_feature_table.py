@@ -1,4 +1,4 @@
-"""mmbench.feature_table: the reference spreadsheet format (.xlsx/.csv), its errors and its cache."""
+"""mmbench.formats.spreadsheet: the reference spreadsheet format (.xlsx/.csv), its errors and its cache."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mmbench.feature_table as ft
-from mmbench.encoding import cache_dir
+import mmbench.formats.spreadsheet as ft
+from mmbench.runner.encoding_cache import cache_dir
 from mmbench.errors import DataError
-from mmbench.feature_table import FeatureTable, read_feature_table
+from mmbench.formats.spreadsheet import FeatureTable, read_feature_table
 
 VECTORS = ["V1", "V3", "A2"]
 TEXTS = ["Utterance", "Emotion"]

@@ -58,7 +58,7 @@ def test_attention_fusions_learn_the_alignment_that_pooled_fusions_cannot(tmp_pa
     Settings: ReduceLROnPlateau halves the learning rate during the flat start of MulT's learning
     curve (it needs ~15 epochs to find the alignment), so this comparison runs without scheduler.
     """
-    from mmbench.runner import RunRequest, run_benchmark
+    from mmbench.runner.run import RunRequest, run_benchmark
 
     overrides = [
         "data.preset=alignment",

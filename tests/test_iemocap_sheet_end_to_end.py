@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from mmbench.cli import app
 from mmbench.records import load_records
 from mmbench.registry.manager import build_registry
-from mmbench.runner import RunRequest, run_benchmark
+from mmbench.runner.run import RunRequest, run_benchmark
 from tests.sheet_fixtures import seed_rows, session5_rows, write_seed_sheet
 
 REGISTRY, _ = build_registry()

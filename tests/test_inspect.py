@@ -14,7 +14,7 @@ from mmbench.cli import app
 from mmbench.contracts import DatasetPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError
-from mmbench.inspection import (
+from mmbench.inspection.checks import (
     ALL,
     inspect_data,
     kappa_and_margin,
@@ -22,11 +22,11 @@ from mmbench.inspection import (
     pooled,
     probe_verdict,
 )
-from mmbench.inspection_report import write_report
+from mmbench.inspection.report import write_report
 from mmbench.plugins.datasets.synthetic import generate
 from mmbench.registry import Registry, hookimpl
 from mmbench.registry.manager import build_registry, set_registry
-from mmbench.runner import RunRequest, prepare
+from mmbench.runner.run import RunRequest, prepare
 
 N_EXACT, N_NEAR = 15, 7
 
@@ -106,7 +106,7 @@ def test_cli_reports_cross_split_duplicates_that_run_refuses(tmp_path, leaky_reg
 
 
 def test_protocol_fingerprint_matches_a_plain_run():
-    from mmbench.inspection import inspect_request
+    from mmbench.inspection.checks import inspect_request
     from mmbench.registry import get_registry
 
     reg = get_registry()
@@ -365,7 +365,7 @@ def test_oversampled_sheet_shows_cross_split_duplicates_by_id(tmp_path):
 
 
 def test_duplicate_evidence_names_rows_without_ids():
-    from mmbench.leakage import find_duplicates
+    from mmbench.runner.leakage import find_duplicates
 
     d = leaky_data()
     d.ids = None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmbench.metrics import classification_metrics
-from mmbench.stats import paired_bootstrap, resample_indices, resampled_scores, seed_permutation
+from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores, seed_permutation
 
 NAMES = ["a", "b", "c", "d"]
 

@@ -7,7 +7,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from mmbench.cli import app
-from mmbench.plots import plot_run, run_plot_paths
+from mmbench.leaderboard.plots import plot_run, run_plot_paths
 from mmbench.records import load_records
 from tests.test_leaderboard import make_record, noisy
 

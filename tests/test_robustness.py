@@ -10,9 +10,9 @@ import pytest
 from mmbench.metrics import classification_metrics
 from mmbench.records import predictions_path
 from mmbench.registry.manager import build_registry
-from mmbench.robustness import auc, effective_robustness, shapley
-from mmbench.robustness_runs import analyse_runs
-from mmbench.runner import RunRequest, run_benchmark
+from mmbench.robustness.analysis import auc, effective_robustness, shapley
+from mmbench.robustness.runs import analyse_runs
+from mmbench.runner.run import RunRequest, run_benchmark
 
 REGISTRY, _ = build_registry()
 
@@ -58,7 +58,7 @@ def unique_runs(tmp_path_factory):
     Each analysis call is recorded (its predictor, test split, modalities and result) so a test can
     re-evaluate the exact quantities the Shapley values were computed from.
     """
-    import mmbench.robustness_runs as runs_mod
+    import mmbench.robustness.runs as runs_mod
 
     out = tmp_path_factory.mktemp("unique")
     records = _train(out, "unique", ["concat", "late"])
@@ -167,7 +167,7 @@ def test_unique_leaderboard_has_robustness_section_and_plots(unique_runs, tmp_pa
 def test_unique_per_class_shapley_efficiency(unique_runs):
     """Per class, the contributions sum to that class's F1 with every modality minus with none."""
     from mmbench.metrics import classification_metrics
-    from mmbench.robustness import without
+    from mmbench.robustness.analysis import without
 
     _, records, done, calls = unique_runs
     assert len(calls) == len(done) == 2

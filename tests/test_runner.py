@@ -9,7 +9,7 @@ import pytest
 from mmbench.errors import DataError, UsageError
 from mmbench.records import load_records
 from mmbench.registry.manager import build_registry
-from mmbench.runner import RunRequest, run_benchmark, summarize
+from mmbench.runner.run import RunRequest, run_benchmark, summarize
 
 REGISTRY, _ = build_registry()
 SMALL = ["data.n_samples=1200"]

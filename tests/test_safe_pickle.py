@@ -1,4 +1,4 @@
-"""mmbench.safe_pickle: feature pickles load; pickles that would import code are refused unrun."""
+"""mmbench.formats.safe_pickle: feature pickles load; pickles that would import code are refused unrun."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mmbench.errors import DataError
-from mmbench.safe_pickle import safe_load
+from mmbench.formats.safe_pickle import safe_load
 
 
 def _features() -> dict:

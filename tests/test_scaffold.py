@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from mmbench.cli import app
 from mmbench.errors import UsageError
 from mmbench.registry.manager import build_registry
-from mmbench.scaffold import KINDS, generate, plugin_names
+from mmbench.tools.scaffold import KINDS, generate, plugin_names
 from mmbench.testing import (
     DatasetCase,
     DatasetConformance,
@@ -212,9 +212,9 @@ def test_generated_plugin_passes_the_conformance_kit(imported):
 
 def test_generated_plugin_trains_beside_a_builtin(imported, tmp_path):
     """One epoch through `mmbench run`'s code path; both records land in one leaderboard table."""
-    from mmbench.leaderboard import build_leaderboard
+    from mmbench.leaderboard.build import build_leaderboard
     from mmbench.records import load_records
-    from mmbench.runner import RunRequest, run_benchmark
+    from mmbench.runner.run import RunRequest, run_benchmark
 
     kind, _, module = imported
     if kind == "encoder":

@@ -18,7 +18,7 @@ from mmbench.cli import app
 from mmbench.errors import UsageError
 from mmbench.records import is_record_file, load_record, load_records
 from mmbench.registry.manager import build_registry
-from mmbench.sweep import (
+from mmbench.runner.sweep import (
     Cell,
     CellLock,
     SweepRequest,

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmbench.losses import FocalLoss, inverse_frequency_weights
+from mmbench.training.losses import FocalLoss, inverse_frequency_weights
 from mmbench.protocol import load_protocol
-from mmbench.tensors import TensorSplit
-from mmbench.trainer import Trainer
+from mmbench.training.tensors import TensorSplit
+from mmbench.training.trainer import Trainer
 
 
 def _cfg(**overrides):
@@ -44,7 +44,7 @@ def test_focal_loss_reduces_to_cross_entropy_and_follows_its_formula():
 
 def test_class_weights_come_from_train_labels_only(monkeypatch):
     seen = []
-    import mmbench.trainer as trainer_mod
+    import mmbench.training.trainer as trainer_mod
 
     def spy(labels, k):
         seen.append(labels.clone())

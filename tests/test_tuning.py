@@ -12,10 +12,10 @@ from optuna.trial import FixedTrial, TrialState
 
 from mmbench.errors import RunFailed, UsageError
 from mmbench.registry.manager import build_registry
-from mmbench.runner import RunRequest, run_benchmark
-from mmbench.trainer import Trainer, TrainingDiverged
-from mmbench.tuned import load_params
-from mmbench.tuning import (
+from mmbench.runner.run import RunRequest, run_benchmark
+from mmbench.training.trainer import Trainer, TrainingDiverged
+from mmbench.tuning.tuned_params import load_params
+from mmbench.tuning.study import (
     DEFAULT_ATTR,
     INTERRUPTED,
     SearchSpace,
@@ -342,10 +342,10 @@ def test_run_with_tuned_trainer_values_keeps_the_fingerprint(tmp_path):
 # ---------------------------------------------------------------------------------- the study
 def test_tuning_never_touches_the_test_split(tmp_path, monkeypatch):
     import mmbench.metrics
-    import mmbench.tensors
+    import mmbench.training.tensors
 
     splits, predicted = [], []
-    real_split, real_predict = mmbench.tensors.split_tensors, Trainer.predict_logits
+    real_split, real_predict = mmbench.training.tensors.split_tensors, Trainer.predict_logits
 
     def spy_split(data, split, device):
         splits.append(split)
@@ -358,7 +358,7 @@ def test_tuning_never_touches_the_test_split(tmp_path, monkeypatch):
     def no_test_metrics(*args, **kwargs):
         raise AssertionError("tuning computed full (test) metrics")
 
-    monkeypatch.setattr(mmbench.tensors, "split_tensors", spy_split)
+    monkeypatch.setattr(mmbench.training.tensors, "split_tensors", spy_split)
     monkeypatch.setattr(Trainer, "predict_logits", spy_predict)
     monkeypatch.setattr(mmbench.metrics, "classification_metrics", no_test_metrics)
     result = tune(request(tmp_path, trials=3), REGISTRY)
@@ -449,11 +449,11 @@ def test_a_run_whose_every_trial_fails_exits_1(tmp_path, monkeypatch):
 
 
 def test_pruned_trials_stop_early(tmp_path, monkeypatch):
-    import mmbench.tuning
+    import mmbench.tuning.study
 
     # A pruner that prunes everything it may: the default trial still completes.
     monkeypatch.setattr(
-        mmbench.tuning, "make_pruner", lambda name, epochs: optuna.pruners.ThresholdPruner(lower=2.0)
+        mmbench.tuning.study, "make_pruner", lambda name, epochs: optuna.pruners.ThresholdPruner(lower=2.0)
     )
     result = tune(request(tmp_path, trials=2, max_epochs=3), REGISTRY)
     default, other = finished(result.study)

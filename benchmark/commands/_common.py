@@ -22,7 +22,7 @@ class OutputFormat(str, Enum):
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
     """Turn known errors into one message on stderr and the documented exit code."""
-    from mmbench.console import debug_enabled, err_console
+    from mmbench.ui.console import debug_enabled, err_console
 
     try:
         yield

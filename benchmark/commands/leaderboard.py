@@ -112,8 +112,8 @@ def leaderboard(
 ) -> None:
     """Rank fusion methods from run records: mean ± std over seeds, ties with the best, efficiency."""
     with cli_errors():
-        from mmbench.console import err_console, out_console
-        from mmbench.leaderboard import (
+        from mmbench.ui.console import err_console, out_console
+        from mmbench.leaderboard.build import (
             build_leaderboard,
             plot_names,
             render_csv,
@@ -121,7 +121,7 @@ def leaderboard(
             render_markdown,
             rich_renderables,
         )
-        from mmbench.leaderboard import (
+        from mmbench.leaderboard.build import (
             export_runs as do_export,
         )
         from mmbench.records import atomic_write_text, load_records
@@ -159,20 +159,20 @@ def leaderboard(
             written = do_export(board, export_runs)
             err_console.print(f"exported {len(written)} record(s) to {export_runs}")
         if run_plots:
-            from mmbench.plots import plot_run
+            from mmbench.leaderboard.plots import plot_run
 
             made = [p for g in board.groups for row in g.rows for r in row.records for p in plot_run(r)]
             err_console.print(f"wrote {len(made)} per-run plot(s) beside the records")
         links: dict[int, dict[str, str]] = {}
         if plots:
-            from mmbench.plots import plot_group
+            from mmbench.leaderboard.plots import plot_group
 
             for i, group in enumerate(board.groups):
                 if group.rows:
                     links[i] = plot_names(board, group, output)
                     plot_group(group, output.parent / links[i]["bars"], output.parent / links[i]["per_class"])
                     if "noise" in links[i]:
-                        from mmbench.robustness_plots import plot_contributions, plot_noise_curves
+                        from mmbench.robustness.plots import plot_contributions, plot_noise_curves
 
                         analysed = [r for row in group.rows for r in row.records if r.get("robustness")]
                         plot_noise_curves(analysed, output.parent / links[i]["noise"])

@@ -32,7 +32,7 @@ def list_(
         from rich.markup import escape
         from rich.table import Table
 
-        from mmbench.console import err_console, out_console, print_json
+        from mmbench.ui.console import err_console, out_console, print_json
         from mmbench.registry import get_registry
 
         registry = get_registry()

@@ -37,10 +37,10 @@ def plot(
 ) -> None:
     """Draw confusion matrix, training curves and per-class F1 for every run record."""
     with cli_errors():
-        from mmbench.console import err_console, out_console, print_json
+        from mmbench.ui.console import err_console, out_console, print_json
         from mmbench.errors import UsageError
-        from mmbench.leaderboard import matches_spec
-        from mmbench.plots import plot_run
+        from mmbench.leaderboard.build import matches_spec
+        from mmbench.leaderboard.plots import plot_run
         from mmbench.records import load_records
 
         if not runs.is_dir():

@@ -33,10 +33,10 @@ def robustness(
 ) -> None:
     """Evaluate stored best-dev checkpoints under missing and noisy modalities; write into records."""
     with cli_errors():
-        from mmbench.console import RichReporter
+        from mmbench.ui.console import RichReporter
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
-        from mmbench.robustness_runs import analyse_runs
+        from mmbench.robustness.runs import analyse_runs
 
         try:
             lv = tuple(float(x) for x in split_csv(levels))
@@ -62,10 +62,10 @@ def robustness(
 
 def show_results(done: list[dict], fmt: OutputFormat, plots: Path | None) -> None:
     """Print the analysis (table or JSON) and optionally write the PNGs."""
-    from mmbench.console import out_console, print_json
+    from mmbench.ui.console import out_console, print_json
 
     if plots is not None:
-        from mmbench.robustness_plots import plot_contributions, plot_noise_curves
+        from mmbench.robustness.plots import plot_contributions, plot_noise_curves
 
         plot_noise_curves(done, plots / "noise_all.png")
         plot_contributions(done, plots / "contributions.png")

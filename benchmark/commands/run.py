@@ -79,9 +79,9 @@ def run(
 ) -> None:
     """Train and evaluate fusion methods on a dataset; write one record per (fusion, seed)."""
     with cli_errors():
-        from mmbench.console import RichReporter, print_json
+        from mmbench.ui.console import RichReporter, print_json
         from mmbench.registry import get_registry
-        from mmbench.runner import RunRequest, run_benchmark, summarize
+        from mmbench.runner.run import RunRequest, run_benchmark, summarize
 
         if precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got {precision!r}")
@@ -104,7 +104,7 @@ def run(
         registry.get("dataset", dataset)
         prep, records = run_benchmark(request, registry, RichReporter())
         if robustness:
-            from mmbench.robustness_runs import analyse_records
+            from mmbench.robustness.runs import analyse_records
 
             analyse_records(
                 [r for r in records if r.get("status") == "ok"],
@@ -126,8 +126,8 @@ def run(
                 }
             )
         else:
-            from mmbench.console import out_console
-            from mmbench.tables import results_table
+            from mmbench.ui.console import out_console
+            from mmbench.ui.tables import results_table
 
             out_console.print(results_table(prep, summary, records))
         if any(r.get("status") != "ok" for r in records):

@@ -108,11 +108,11 @@ def tune(
     with cli_errors():
         import optuna
 
-        from mmbench.console import debug_enabled, err_console
+        from mmbench.ui.console import debug_enabled, err_console
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
-        from mmbench.runner import RunRequest
-        from mmbench.tuning import (
+        from mmbench.runner.run import RunRequest
+        from mmbench.tuning.study import (
             TuneRequest,
             default_export_path,
             export_tuned,
@@ -123,7 +123,7 @@ def tune(
             storage_label,
             summarize_study,
         )
-        from mmbench.tuning import tune as run_tune
+        from mmbench.tuning.study import tune as run_tune
 
         optuna.logging.set_verbosity(optuna.logging.WARNING if debug_enabled() else optuna.logging.ERROR)
         if top < 1:
@@ -173,7 +173,7 @@ def tune(
             exported = export_tuned(summary, export or default_export_path(summary))
         written = save_plots(study, plots) if plots is not None else []
         if fmt == OutputFormat.json:
-            from mmbench.console import print_json
+            from mmbench.ui.console import print_json
 
             print_json(
                 {
@@ -202,7 +202,7 @@ def tune(
 
 def _progress() -> Any:
     """Per-trial epoch progress on stderr (a bar per trial when stderr is a terminal)."""
-    from mmbench.console import RichReporter
+    from mmbench.ui.console import RichReporter
 
     class TrialProgress(RichReporter):
         def trial_ended(self) -> None:
@@ -217,7 +217,7 @@ def _trial_logger(progress: Any) -> Any:
     """An Optuna callback that logs one line per finished trial."""
     from optuna.trial import TrialState
 
-    from mmbench.tuning import DEFAULT_ATTR
+    from mmbench.tuning.study import DEFAULT_ATTR
 
     def log(study: Any, trial: Any) -> None:
         note = " (default parameters)" if trial.user_attrs.get(DEFAULT_ATTR) else ""
@@ -250,8 +250,8 @@ def _print_summary(
 ) -> None:
     from rich.table import Table
 
-    from mmbench.console import out_console
-    from mmbench.tuning import default_export_path
+    from mmbench.ui.console import out_console
+    from mmbench.tuning.study import default_export_path
 
     metric, counts = summary["metric"], summary["counts"]
     head = (

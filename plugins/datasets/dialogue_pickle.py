@@ -2,7 +2,7 @@
 
 * :func:`read_dialogue_pickle`: the DialogueRNN feature-pickle layout (a tuple of dicts keyed by
   dialogue id holding per-utterance lists, plus the train/test dialogue lists), read with the
-  restricted unpickler (:func:`mmbench.safe_pickle.safe_load`) and flattened to one row per
+  restricted unpickler (:func:`mmbench.formats.safe_pickle.safe_load`) and flattened to one row per
   utterance, checking lengths, widths and finiteness with messages naming dialogue and utterance.
 * split helpers: hash-ranked held-out dialogues (deterministic, independent of file order) and a
   grouped stratified fallback for files that carry no split information.
@@ -54,7 +54,7 @@ def read_dialogue_pickle(
     n_labels: int,
 ) -> DialogueRows:
     """Read a DialogueRNN-layout pickle; ``layouts`` maps tuple length -> field names."""
-    from mmbench.safe_pickle import safe_load
+    from mmbench.formats.safe_pickle import safe_load
 
     try:
         obj = safe_load(path)

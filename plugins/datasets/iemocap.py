@@ -167,8 +167,8 @@ def sheet_layout(dataset: str, options: dict[str, Any]) -> SheetLayout:
 
 
 def read_sheet(path: Path, layout: SheetLayout, optional_texts: tuple[str, ...]) -> Any:
-    """The spreadsheet through :func:`mmbench.feature_table.read_feature_table`."""
-    from mmbench.feature_table import read_feature_table
+    """The spreadsheet through :func:`mmbench.formats.spreadsheet.read_feature_table`."""
+    from mmbench.formats.spreadsheet import read_feature_table
 
     return read_feature_table(
         path,

@@ -133,7 +133,7 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def _files_digest(files: list[Path]) -> str:
-    from mmbench.encoding import file_sha256
+    from mmbench.runner.encoding_cache import file_sha256
 
     h = hashlib.sha256()
     for f in files:

@@ -179,7 +179,7 @@ def resolve_model_dir(extractor: str, model: str | None) -> Path:
 
 def weights_digest(folder: Path) -> dict[str, Any]:
     """SHA-256 of a model folder's weights and config (weights hashed once, remembered by mtime)."""
-    from mmbench.encoding import file_sha256
+    from mmbench.runner.encoding_cache import file_sha256
 
     files: list[Path] = []
     for pattern in WEIGHT_PATTERNS:

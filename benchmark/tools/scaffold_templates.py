@@ -1,7 +1,7 @@
-"""Text templates of the packages ``mmbench new-plugin`` writes (see :mod:`mmbench.scaffold`).
+"""Text templates of the packages ``mmbench new-plugin`` writes (see :mod:`mmbench.tools.scaffold`).
 
 Each template is a :class:`string.Template`; the placeholders are the fields of
-:class:`mmbench.scaffold.PluginNames` (``$name``, ``$distribution``, ``$module``, ``$class_name``,
+:class:`mmbench.tools.scaffold.PluginNames` (``$name``, ``$distribution``, ``$module``, ``$class_name``,
 ``$kind``, ``$register_hook``, ``$add_method``, ``$impl_module``, ``$mmbench_version``, ...).
 """
 

@@ -97,7 +97,7 @@ def _mmbench_version() -> str:
 
 def render(names: PluginNames) -> dict[str, str]:
     """The package's files: relative path -> text."""
-    from mmbench import scaffold_templates as t
+    from mmbench.tools import scaffold_templates as t
 
     values: dict[str, Any] = asdict(names)
     values["mmbench_version"] = _mmbench_version()

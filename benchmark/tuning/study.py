@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from mmbench.errors import RunFailed, UsageError
-from mmbench.runner import Prepared, Reporter, RunRequest, SilentReporter
-from mmbench.tuned import TUNABLE_TRAIN, tuned_relpath
+from mmbench.runner.run import Prepared, Reporter, RunRequest, SilentReporter
+from mmbench.tuning.tuned_params import TUNABLE_TRAIN, tuned_relpath
 
 TRAIN_PREFIX = "train."
 #: The SQLite file used when no --storage is given.
@@ -642,8 +642,8 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
     import optuna
     import torch
 
-    from mmbench import tensors as tensor_mod
-    from mmbench.runner import _fit, _is_out_of_memory
+    from mmbench.training import tensors as tensor_mod
+    from mmbench.runner.run import _fit, _is_out_of_memory
 
     prep, plugin = setup.prep, setup.plugin
     dev_t = torch.device(setup.device)
@@ -759,7 +759,7 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
-    from mmbench.runner import prepare, resolve_device
+    from mmbench.runner.run import prepare, resolve_device
 
     reporter = reporter or SilentReporter()
     if request.trials is not None and request.trials < 1:

@@ -21,7 +21,7 @@ COMPARED = ("accuracy", "weighted_f1", "macro_f1", "confusion_matrix")
 
 def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Path, device: str):
     """A RunRequest that repeats the record's run (its protocol written to ``protocol_file``)."""
-    from mmbench.runner import RunRequest
+    from mmbench.runner.run import RunRequest
 
     protocol = dict(record["protocol"])
     protocol["fusion"] = dict(record.get("fusion_params") or {})
@@ -51,7 +51,7 @@ def compare(original: dict[str, Any], again: dict[str, Any]) -> list[dict[str, A
 
 def reproduce(record_path: Path, registry: Any, device: str = "cpu", reporter: Any = None) -> dict[str, Any]:
     """Re-run the record at ``record_path``; return the comparison and both fingerprints."""
-    from mmbench.runner import run_benchmark
+    from mmbench.runner.run import run_benchmark
 
     original = load_record(record_path)
     if original is None:

@@ -3,7 +3,7 @@
 For each fusion the same model (same initial weights) is trained on the same in-memory tensors
 twice, alternately, ``repeats`` times each:
 
-* by mmbench's :class:`~mmbench.trainer.Trainer` — everything a real run does per epoch
+* by mmbench's :class:`~mmbench.training.trainer.Trainer` — everything a real run does per epoch
   (shuffle, class-weighted loss, gradient clipping, scheduler, dev evaluation, early-stopping
   bookkeeping), with early stopping disabled so both do the same number of epochs;
 * by a bare loop: ``randperm``, index the tensors per batch, forward, cross-entropy, backward,
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmbench.tensors import TensorSplit
+from mmbench.training.tensors import TensorSplit
 
 
 def bare_loop(
@@ -41,7 +41,7 @@ def bare_loop(
     ``fused=False`` is the loop a researcher writes (default AdamW); ``fused=True`` gives it the
     same optimizer kernel as the trainer, so the ratio to it measures the trainer's overhead alone.
     """
-    from mmbench.trainer import make_adamw
+    from mmbench.training.trainer import make_adamw
 
     generator = torch.Generator().manual_seed(seed)
     opt = (
@@ -81,7 +81,7 @@ def trainer_loop(
     modalities: list[str],
 ) -> float:
     """Train with mmbench's Trainer for exactly ``epochs`` epochs; return samples/s (wall)."""
-    from mmbench.trainer import Trainer
+    from mmbench.training.trainer import Trainer
 
     cfg = dict(train_cfg, max_epochs=epochs, patience=epochs + 1)
     trainer = Trainer(model, cfg, metric, num_classes, train.labels.device, modalities=modalities)
@@ -111,9 +111,9 @@ def bench_fusion(
     prep: Any, fusion: str, device: str, epochs: int, repeats: int, seed: int = 0
 ) -> dict[str, Any]:
     """Trainer vs bare-loop throughput, inference time, peak memory and size of one fusion."""
-    from mmbench.memory import PeakMemory
-    from mmbench.runner import build_model, fusion_params
-    from mmbench.tensors import split_tensors
+    from mmbench.training.memory import PeakMemory
+    from mmbench.runner.run import build_model, fusion_params
+    from mmbench.training.tensors import split_tensors
 
     registry, protocol, data = prep.registry, prep.protocol, prep.data
     plugin = registry.create("fusion", fusion)

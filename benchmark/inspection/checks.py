@@ -1,8 +1,8 @@
 """Look at a dataset before benchmarking on it: classes, features, splits, leaks, linear signal.
 
-Everything here computes and returns plain data (no printing); :mod:`mmbench.inspection_report`
+Everything here computes and returns plain data (no printing); :mod:`mmbench.inspection.report`
 turns it into a terminal summary, markdown and PNGs. The data arrives through the normal path
-(protocol, dataset plugin, validation, encoders: :func:`mmbench.runner.prepare`), except that
+(protocol, dataset plugin, validation, encoders: :func:`mmbench.runner.run.prepare`), except that
 duplicates across splits are reported instead of stopping the load.
 
 Choices worth knowing:
@@ -79,7 +79,7 @@ def inspect_request(
     user's own options would record (without that override).
     """
     from mmbench.protocol import fingerprint, load_protocol
-    from mmbench.runner import prepare
+    from mmbench.runner.run import prepare
 
     overrides = [*request.overrides, "data.allow_duplicates=true"]
     if reporter is not None:
@@ -118,7 +118,7 @@ def inspect_data(
     seed: int = 0,
 ) -> Inspection:
     """Inspect numeric (already encoded) data; ``duplicates`` defaults to ``find_duplicates(data)``."""
-    from mmbench.leakage import find_duplicates
+    from mmbench.runner.leakage import find_duplicates
 
     if max_points < 10:
         raise UsageError(f"--max-points must be at least 10, got {max_points}")
@@ -362,7 +362,7 @@ def near_duplicates(
 
 def split_report(data: MultimodalData, duplicates: Any, joint: np.ndarray) -> dict[str, Any]:
     """Split sizes, groups per split, exact duplicates (the guard's evidence), near-duplicates."""
-    from mmbench.leakage import row_hashes
+    from mmbench.runner.leakage import row_hashes
 
     ids = data.ids
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from mmbench.errors import DataError
 from mmbench.records import atomic_write_json, load_records
-from mmbench.robustness import DEFAULT_LEVELS, effective_robustness, evaluate_robustness
+from mmbench.robustness.analysis import DEFAULT_LEVELS, effective_robustness, evaluate_robustness
 
 BASELINE = "late"
 
@@ -52,9 +52,9 @@ def analyse_records(
     """
     import torch
 
-    from mmbench.reproduce import request_from_record
-    from mmbench.runner import SilentReporter, build_model, prepare
-    from mmbench.tensors import split_tensors
+    from mmbench.runner.reproduce import request_from_record
+    from mmbench.runner.run import SilentReporter, build_model, prepare
+    from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
     usable = []

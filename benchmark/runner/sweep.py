@@ -311,7 +311,7 @@ class _Heartbeat:
 
 def run_request_for(request: SweepRequest, spec: str) -> Any:
     """The ``RunRequest`` of one dataset spec (all fusions, so parameters resolve as in ``run``)."""
-    from mmbench.runner import RunRequest
+    from mmbench.runner.run import RunRequest
 
     name, _ = parse_dataset_spec(spec)
     return RunRequest(
@@ -370,7 +370,7 @@ def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> Swe
     import torch
 
     from mmbench.records import load_record
-    from mmbench.runner import (
+    from mmbench.runner.run import (
         SilentReporter,
         prepare,
         resolve_device,
@@ -378,7 +378,7 @@ def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> Swe
         run_one,
         run_record_path,
     )
-    from mmbench.tensors import split_tensors
+    from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
     if not request.datasets:

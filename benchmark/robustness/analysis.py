@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from mmbench.metrics import classification_metrics, primary_score
-from mmbench.tensors import TensorSplit
+from mmbench.training.tensors import TensorSplit
 
 DEFAULT_LEVELS = tuple(round(0.1 * i, 1) for i in range(11))
 MAX_EXACT_MODALITIES = 10

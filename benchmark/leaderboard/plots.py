@@ -227,7 +227,7 @@ def plot_per_class_heatmap(
 
 def plot_group(group: Any, bars_path: Path, per_class_path: Path) -> list[Path]:
     """The two leaderboard plots of one ``leaderboard.Group``."""
-    from mmbench.leaderboard import METRIC_NAMES
+    from mmbench.leaderboard.build import METRIC_NAMES
 
     rows = group.rows
     status = ["best" if r.best else "tied" if r.tied else "worse" for r in rows]

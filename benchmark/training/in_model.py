@@ -14,7 +14,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from mmbench.data import MultimodalData, mask_key
-from mmbench.tensors import token_prefix
+from mmbench.training.tensors import token_prefix
 
 
 class WithEncoders(nn.Module):

@@ -8,7 +8,7 @@ weight files are hashed once and the hash is remembered by (path, size, mtime), 
 against a stored SHA-256 before use; a bad entry is rebuilt.
 
 Encoders trained inside the fusion model (``EncoderPlugin.in_model``) are not run here: their
-raw field is tokenised once into ``MultimodalData.in_model`` (see :mod:`mmbench.in_model`).
+raw field is tokenised once into ``MultimodalData.in_model`` (see :mod:`mmbench.training.in_model`).
 """
 
 from __future__ import annotations

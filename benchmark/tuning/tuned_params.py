@@ -75,7 +75,7 @@ def _warn_once(key: tuple[str, str], message: str) -> None:
     if key in _warned:
         return
     _warned.add(key)
-    from mmbench.console import err_console
+    from mmbench.ui.console import err_console
 
     err_console.print(f"warning: {message}", markup=False)
 

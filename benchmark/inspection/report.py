@@ -1,4 +1,4 @@
-"""Render an :class:`~mmbench.inspection.Inspection`: a report folder (markdown + PNGs + JSON)
+"""Render an :class:`~mmbench.inspection.checks.Inspection`: a report folder (markdown + PNGs + JSON)
 and the rich tables ``mmbench inspect`` prints.
 
 Figures are drawn on a bare ``matplotlib.figure.Figure`` (Agg canvas, no pyplot, no display) and
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mmbench.data import SPLITS
-from mmbench.inspection import ALL, Inspection
+from mmbench.inspection.checks import ALL, Inspection
 from mmbench.records import atomic_write_bytes, atomic_write_text
 
 REPORT_MD = "report.md"

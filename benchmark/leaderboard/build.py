@@ -5,7 +5,7 @@
 * Within a group, one row per fusion setting: fusion + params tag (hyper-parameters and
   encoders), and tuned runs (a non-null ``tuning``) as their own row.
 * Each row: n seeds, test metrics as mean ± sample std (``runner.summarize``), per-class F1,
-  rank by the protocol's primary metric, whether it is tied with the best (``mmbench.stats``),
+  rank by the protocol's primary metric, whether it is tied with the best (``mmbench.leaderboard.significance``),
   and the efficiency columns.
 * Failed runs are listed, never averaged; budget-cut runs (``--max-epochs`` below the
   protocol) are left out unless asked for.
@@ -29,8 +29,8 @@ import numpy as np
 
 from mmbench.errors import UsageError
 from mmbench.protocol import NOT_FINGERPRINTED
-from mmbench.runner import SUMMARY_METRICS, summarize
-from mmbench.sweep import parse_dataset_spec
+from mmbench.runner.run import SUMMARY_METRICS, summarize
+from mmbench.runner.sweep import parse_dataset_spec
 
 METRIC_NAMES = {"weighted_f1": "weighted F1", "accuracy": "accuracy", "macro_f1": "macro F1"}
 #: (record key, column header, higher is better)
@@ -374,7 +374,7 @@ def load_predictions(record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | 
 
 def _significance(group: Group, board: Leaderboard) -> None:
     """Mark each row tied with the best or not (seeded paired bootstrap, else a test over seeds)."""
-    from mmbench.stats import paired_bootstrap, resample_indices, resampled_scores, seed_permutation
+    from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores, seed_permutation
 
     metric, rows = group.metric, group.rows
     best = rows[0]

@@ -77,7 +77,7 @@ def read_feature_table(
     """
     path = Path(path)
     _check_file(path)
-    from mmbench.encoding import file_sha256
+    from mmbench.runner.encoding_cache import file_sha256
 
     sha = file_sha256(path)
     request = {
@@ -539,7 +539,7 @@ def _cache_key(sha: str, request: dict) -> str:
 
 
 def _cache_paths(key: str) -> tuple[Path, Path]:
-    from mmbench.encoding import cache_dir
+    from mmbench.runner.encoding_cache import cache_dir
 
     path = cache_dir() / "tables" / f"{key}.npz"
     return path, path.with_suffix(".json")
@@ -554,7 +554,7 @@ def _cache_store(
     texts: dict[str, list[str]],
     seconds: float,
 ) -> None:
-    from mmbench.encoding import _store
+    from mmbench.runner.encoding_cache import _store
 
     streams: dict[str, np.ndarray] = {
         "key": np.array([key]),
@@ -576,7 +576,7 @@ def _cache_store(
 
 def _cache_load(key: str) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, list[str]]] | None:
     """The cached parse for ``key``, or None when absent or not exactly as written (checksum, shapes)."""
-    from mmbench.encoding import _load_cached
+    from mmbench.runner.encoding_cache import _load_cached
 
     path, meta_path = _cache_paths(key)
     if not (path.exists() and meta_path.exists()):

@@ -335,7 +335,7 @@ def _default_progress() -> Any:
     )
     from rich.progress import Progress as RichProgress
 
-    from mmbench.console import err_console
+    from mmbench.ui.console import err_console
 
     return RichProgress(
         TextColumn("[bold]{task.description}"),

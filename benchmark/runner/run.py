@@ -116,8 +116,8 @@ def data_path_for(request: RunRequest) -> Path | None:
 
 def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None) -> Prepared:
     """Resolve the protocol, load and validate the data, guard against leaks, encode."""
-    from mmbench.encoding import encode_dataset
-    from mmbench.leakage import find_duplicates
+    from mmbench.runner.encoding_cache import encode_dataset
+    from mmbench.runner.leakage import find_duplicates
 
     reporter = reporter or SilentReporter()
     ds_plugin = registry.create("dataset", request.dataset)
@@ -213,7 +213,7 @@ def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], di
     tuning = None
     overrides = dict(prep.protocol["fusion"])
     if prep.request.params:
-        from mmbench.tuned import load_params
+        from mmbench.tuning.tuned_params import load_params
 
         tuned = load_params(prep.request.params, prep.data.name, fusion, prep.protocol_fingerprint)
         tuning = tuned.get("tuning")
@@ -249,10 +249,10 @@ def run_one(
     """Train and evaluate one (fusion, seed); write and return its RunRecord."""
     import torch
 
-    from mmbench.environment import environment
+    from mmbench.runner.environment import environment
     from mmbench.metrics import classification_metrics
     from mmbench.registry.manager import call_lifecycle
-    from mmbench.tensors import split_tensors
+    from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
@@ -377,7 +377,7 @@ def run_one(
 
 def build_model(plugin: Any, spec: Any, params: dict[str, Any], data: MultimodalData, registry: Any) -> Any:
     """The fusion's model, wrapped with any encoder trained inside it (finetune mode)."""
-    from mmbench.in_model import attach_encoders
+    from mmbench.training.in_model import attach_encoders
 
     return attach_encoders(plugin.build(spec, params), data, registry)
 
@@ -424,9 +424,9 @@ def _fit(
     """
     import torch
 
-    from mmbench.memory import PeakMemory
+    from mmbench.training.memory import PeakMemory
     from mmbench.registry.manager import call_lifecycle
-    from mmbench.trainer import Trainer, TrainingDiverged
+    from mmbench.training.trainer import Trainer, TrainingDiverged
 
     protocol = prep.protocol
     train_cfg = {**protocol["train"], **(train_overrides or {})}
@@ -543,7 +543,7 @@ def run_benchmark(
     """Run every (fusion, seed) of the request; return the prepared state and the records."""
     import torch
 
-    from mmbench.tensors import split_tensors
+    from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
     device = resolve_device(request.device)
