@@ -11,7 +11,7 @@ from mmbench.runner.encoding_cache import encode_dataset
 from mmbench.errors import UsageError
 from mmbench.plugins.encoders.tfidf import TfidfEncoder
 from mmbench.registry.manager import build_registry
-from tests.encoder_fixtures import text_data
+from tests.plugins.encoders.encoder_fixtures import text_data
 
 
 def with_test_text(data, text: str, row: int = -1):

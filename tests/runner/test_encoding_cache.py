@@ -19,7 +19,7 @@ from mmbench.registry import Registry, hookimpl
 from mmbench.registry.manager import build_registry
 from mmbench.runner.run import RunRequest, prepare, run_benchmark
 from mmbench.training.tensors import split_tensors
-from tests.encoder_fixtures import TinyTextPlugin, text_data
+from tests.plugins.encoders.encoder_fixtures import TinyTextPlugin, text_data
 
 
 class FakeSequenceEncoder(EncoderPlugin):
@@ -44,7 +44,7 @@ class FakeSequenceEncoder(EncoderPlugin):
 class FakePlugin:
     @hookimpl
     def mmbench_register_encoders(self, registry: Registry) -> None:
-        registry.add_encoder("fake-seq", "tests.test_encoding_cache:FakeSequenceEncoder", "test encoder")
+        registry.add_encoder("fake-seq", "tests.runner.test_encoding_cache:FakeSequenceEncoder", "test encoder")
 
 
 @pytest.fixture(scope="module")

@@ -42,19 +42,19 @@ NEEDS_DATA = [d for d in DATASETS if _needs_data(d)]
 
 
 def _iemocap_xlsx(tmp: Path) -> Path:
-    from tests.sheet_fixtures import write_seed_sheet
+    from tests.plugins.datasets.sheet_fixtures import write_seed_sheet
 
     return write_seed_sheet(tmp / "iemocap.xlsx", n_rows=320)
 
 
 def _meld_csvs(tmp: Path) -> Path:
-    from tests.test_datasets_iemocap_meld import meld_csv_folder
+    from tests.plugins.datasets.test_datasets_iemocap_meld import meld_csv_folder
 
     return meld_csv_folder(tmp / "MELD.Raw")
 
 
 def _meld_pickle(tmp: Path) -> Path:
-    from tests.test_datasets_iemocap_meld import meld_pickle
+    from tests.plugins.datasets.test_datasets_iemocap_meld import meld_pickle
 
     # 1,153 train dialogues keep MELD's official dev split (no fallback warning); one utterance each.
     return meld_pickle(tmp / "MELD_features_raw.pkl")
@@ -69,7 +69,7 @@ FILE_CASES = [f"{name}:{fmt}" for name in NEEDS_DATA for fmt in SAMPLE_FILES.get
 
 
 def _tiny_bert(root: Path, seed: int) -> str:
-    from tests.encoder_fixtures import tiny_bert
+    from tests.plugins.encoders.encoder_fixtures import tiny_bert
 
     return str(tiny_bert(root / f"bert{seed}", seed=seed))
 

@@ -1,6 +1,6 @@
 """A seed-format IEMOCAP spreadsheet end to end: every fusion runs, test = session 5, fusion wins.
 
-The sheet (:mod:`tests.sheet_fixtures`) splits the label across text, audio and visual, so a
+The sheet (:mod:`tests.plugins.datasets.sheet_fixtures`) splits the label across text, audio and visual, so a
 single modality can only name a group of three classes: concat and cross_attention must beat
 every unimodal baseline on weighted F1 by a clear margin, and the majority class by far more.
 """
@@ -19,7 +19,7 @@ from mmbench.cli import app
 from mmbench.records import load_records
 from mmbench.registry.manager import build_registry
 from mmbench.runner.run import RunRequest, run_benchmark
-from tests.sheet_fixtures import seed_rows, session5_rows, write_seed_sheet
+from tests.plugins.datasets.sheet_fixtures import seed_rows, session5_rows, write_seed_sheet
 
 REGISTRY, _ = build_registry()
 N_ROWS, SEED, MAX_EPOCHS = 1200, 0, 6

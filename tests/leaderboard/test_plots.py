@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from mmbench.cli import app
 from mmbench.leaderboard.plots import plot_run, run_plot_paths
 from mmbench.records import load_records
-from tests.test_leaderboard import make_record, noisy
+from tests.leaderboard.test_leaderboard import make_record, noisy
 
 
 def _image(path: Path) -> np.ndarray:

@@ -19,7 +19,7 @@ from mmbench.testing import (
     plugin_registry,
 )
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 TEXT = DOC.read_text()
 
 

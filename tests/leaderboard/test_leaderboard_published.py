@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mmbench.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = sorted((ROOT / "leaderboards").glob("*.md"))
 
 

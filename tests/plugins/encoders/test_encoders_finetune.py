@@ -13,7 +13,7 @@ from mmbench.plugins.encoders.hf_text import HFTextEncoder
 from mmbench.registry.manager import build_registry
 from mmbench.runner.run import RunRequest, prepare, run_benchmark
 from mmbench.training.tensors import split_tensors
-from tests.encoder_fixtures import TinyTextPlugin, text_data, tiny_bert
+from tests.plugins.encoders.encoder_fixtures import TinyTextPlugin, text_data, tiny_bert
 
 
 @pytest.fixture(scope="module")

@@ -57,8 +57,8 @@ class HungryFusion(FusionPlugin):
 class _Plugins:
     @hookimpl
     def mmbench_register_fusions(self, registry: Registry) -> None:
-        registry.add_fusion("nan_fusion", "tests.test_failures:NaNFusion", "diverges")
-        registry.add_fusion("hungry", "tests.test_failures:HungryFusion", "needs small batches")
+        registry.add_fusion("nan_fusion", "tests.runner.test_failures:NaNFusion", "diverges")
+        registry.add_fusion("hungry", "tests.runner.test_failures:HungryFusion", "needs small batches")
 
 
 class _FaultyTracker:
@@ -70,7 +70,7 @@ class _FaultyTracker:
 
 @pytest.fixture
 def registry(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     reg, pm = build_registry([("test-fusions", _Plugins()), ("faulty-tracker", _FaultyTracker())])
     set_registry(reg, pm)
     yield reg

