@@ -96,6 +96,9 @@ class MultimodalData:
         raw: modality -> list of raw strings still to be encoded (e.g. utterance text).
         lengths: sequence modality -> int64 array ``[N]`` of real time steps.
         ids: optional per-sample identifiers (utterance ids).
+        positions: optional int64 array ``[N]``: each utterance's 0-based position in its dialogue
+            (``groups["dialogue"]``), for conversation context. Needs the dialogue groups; positions
+            are unique within a dialogue (gaps allowed, e.g. after a dropped utterance).
         meta: free-form provenance (source file, split scheme, notes).
         in_model: modality -> ``{"encoder", "options", "dim", "sequence", "lr", "tokens"}`` for
             modalities whose encoder is trained inside the fusion model; ``tokens`` maps a name
@@ -113,6 +116,7 @@ class MultimodalData:
     ids: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     in_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positions: np.ndarray | None = None
     _fingerprint: str | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ shape
@@ -185,6 +189,10 @@ class MultimodalData:
         for mod in sorted(self.raw):
             h.update(mod.encode())
             h.update("\x1f".join(self.raw[mod]).encode())
+        if self.positions is not None:  # only when present, so older fingerprints stay unchanged
+            h.update(b"positions")
+            h.update(np.ascontiguousarray(self.positions, dtype=np.int64).tobytes())
+            h.update("\x1f".join(map(str, self.groups["dialogue"])).encode())
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------- validation
@@ -247,4 +255,30 @@ class MultimodalData:
         for kind, g in self.groups.items():
             if len(g) != n:
                 raise DataError(f"group ids {kind!r} have {len(g)} rows, expected {n}", path=src)
+        if self.positions is not None:
+            self._validate_positions(src)
         return self
+
+    def _validate_positions(self, src: str) -> None:
+        """Positions need dialogue ids; each (dialogue, position) pair names one utterance."""
+        n = self.n
+        if "dialogue" not in self.groups:
+            raise DataError(
+                "positions in a dialogue were given without dialogue ids (groups['dialogue'])", path=src
+            )
+        pos = np.asarray(self.positions)
+        if pos.shape != (n,) or not np.issubdtype(pos.dtype, np.integer):
+            raise DataError(f"positions must be an integer array of {n} rows", path=src)
+        if n and pos.min() < 0:
+            raise DataError("positions in a dialogue must be non-negative", path=src, row=int(np.argmin(pos)))
+        seen: dict[tuple[str, int], int] = {}
+        for row, (dialogue, p) in enumerate(zip(self.groups["dialogue"], pos.tolist(), strict=False)):
+            key = (str(dialogue), int(p))
+            if key in seen:
+                raise DataError(
+                    f"dialogue {dialogue!r} has two utterances at position {p} (rows {seen[key]} and {row})",
+                    path=src,
+                    row=row,
+                )
+            seen[key] = row
+        self.positions = pos.astype(np.int64, copy=False)

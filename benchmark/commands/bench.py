@@ -37,11 +37,11 @@ def bench(
     with cli_errors():
         from datetime import datetime, timezone
 
-        from mmbench.tools.bench import bench_fusion, cli_startup, environment_line
-        from mmbench.ui.console import RichReporter, out_console, print_json
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
         from mmbench.runner.run import RunRequest, prepare, resolve_device
+        from mmbench.tools.bench import bench_fusion, cli_startup, environment_line
+        from mmbench.ui.console import RichReporter, out_console, print_json
 
         if epochs < 1 or repeats < 1:
             raise UsageError("--epochs and --repeats must be at least 1")

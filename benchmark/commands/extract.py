@@ -56,8 +56,8 @@ def extract_command(
 ) -> None:
     """Extract audio/visual features from raw media into a resumable, traceable feature table."""
     with cli_errors():
-        from mmbench.ui.console import RichReporter, out_console, print_json
         from mmbench.extraction.extract import run_extraction
+        from mmbench.ui.console import RichReporter, out_console, print_json
 
         reporter = RichReporter()
         result = run_extraction(

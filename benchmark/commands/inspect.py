@@ -51,11 +51,11 @@ def inspect_command(
 ) -> None:
     """Summarise a dataset before benchmarking on it: classes, features, splits, leaks, linear probes."""
     with cli_errors():
-        from mmbench.ui.console import RichReporter, out_console, print_json
         from mmbench.inspection.checks import inspect_request
         from mmbench.inspection.report import rich_summary, write_report
         from mmbench.registry import get_registry
         from mmbench.runner.run import RunRequest
+        from mmbench.ui.console import RichReporter, out_console, print_json
 
         registry = get_registry()
         registry.get("dataset", dataset)

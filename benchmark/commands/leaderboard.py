@@ -112,19 +112,19 @@ def leaderboard(
 ) -> None:
     """Rank fusion methods from run records: mean ± std over seeds, ties with the best, efficiency."""
     with cli_errors():
-        from mmbench.ui.console import err_console, out_console
-        from mmbench.leaderboard.build import (
-            build_leaderboard,
+        from mmbench.leaderboard.build import build_leaderboard
+        from mmbench.leaderboard.render import (
+            export_runs as do_export,
+        )
+        from mmbench.leaderboard.render import (
             plot_names,
             render_csv,
             render_json,
             render_markdown,
             rich_renderables,
         )
-        from mmbench.leaderboard.build import (
-            export_runs as do_export,
-        )
         from mmbench.records import atomic_write_text, load_records
+        from mmbench.ui.console import err_console, out_console
 
         if not runs.is_dir():
             raise UsageError(f"--runs {runs}: no such folder")

@@ -32,8 +32,8 @@ def list_(
         from rich.markup import escape
         from rich.table import Table
 
-        from mmbench.ui.console import err_console, out_console, print_json
         from mmbench.registry import get_registry
+        from mmbench.ui.console import err_console, out_console, print_json
 
         registry = get_registry()
         from mmbench.registry.registry import KINDS

@@ -46,9 +46,9 @@ def new_plugin(
 ) -> None:
     """Write a new plugin package: pyproject with the entry point, implementation, README, tests."""
     with cli_errors():
-        from mmbench.ui.console import out_console, print_json
         from mmbench.registry import get_registry
         from mmbench.tools.scaffold import generate
+        from mmbench.ui.console import out_console, print_json
 
         target, names, files = generate(name, kind, output, force, registry=get_registry())
         if fmt == OutputFormat.json:

@@ -37,11 +37,11 @@ def plot(
 ) -> None:
     """Draw confusion matrix, training curves and per-class F1 for every run record."""
     with cli_errors():
-        from mmbench.ui.console import err_console, out_console, print_json
         from mmbench.errors import UsageError
         from mmbench.leaderboard.build import matches_spec
         from mmbench.leaderboard.plots import plot_run
         from mmbench.records import load_records
+        from mmbench.ui.console import err_console, out_console, print_json
 
         if not runs.is_dir():
             raise UsageError(f"--runs {runs}: no such folder")

@@ -30,9 +30,9 @@ def reproduce(
     with cli_errors():
         from rich.table import Table
 
-        from mmbench.ui.console import RichReporter, out_console, print_json
         from mmbench.registry import get_registry
         from mmbench.runner.reproduce import reproduce as run_again
+        from mmbench.ui.console import RichReporter, out_console, print_json
 
         result = run_again(record, get_registry(), device=device, reporter=RichReporter())
         if fmt == OutputFormat.json:

@@ -33,10 +33,10 @@ def robustness(
 ) -> None:
     """Evaluate stored best-dev checkpoints under missing and noisy modalities; write into records."""
     with cli_errors():
-        from mmbench.ui.console import RichReporter
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
         from mmbench.robustness.runs import analyse_runs
+        from mmbench.ui.console import RichReporter
 
         try:
             lv = tuple(float(x) for x in split_csv(levels))

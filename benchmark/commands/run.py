@@ -79,9 +79,9 @@ def run(
 ) -> None:
     """Train and evaluate fusion methods on a dataset; write one record per (fusion, seed)."""
     with cli_errors():
-        from mmbench.ui.console import RichReporter, print_json
         from mmbench.registry import get_registry
         from mmbench.runner.run import RunRequest, run_benchmark, summarize
+        from mmbench.ui.console import RichReporter, print_json
 
         if precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got {precision!r}")

@@ -84,10 +84,10 @@ def sweep(
 ) -> None:
     """Run every (dataset, fusion, seed) of a grid that has no record yet; one record per cell."""
     with cli_errors():
-        from mmbench.ui.console import RichReporter, out_console, print_json
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
         from mmbench.runner.sweep import SweepRequest, parse_shard, run_sweep
+        from mmbench.ui.console import RichReporter, out_console, print_json
 
         if stale_after <= 0:
             raise UsageError(f"--stale-after must be positive, got {stale_after}")

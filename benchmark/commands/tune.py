@@ -108,22 +108,21 @@ def tune(
     with cli_errors():
         import optuna
 
-        from mmbench.ui.console import debug_enabled, err_console
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
         from mmbench.runner.run import RunRequest
+        from mmbench.tuning.storage import open_storage, storage_label
         from mmbench.tuning.study import (
             TuneRequest,
             default_export_path,
             export_tuned,
             find_study_name,
             load_study,
-            open_storage,
             save_plots,
-            storage_label,
             summarize_study,
         )
         from mmbench.tuning.study import tune as run_tune
+        from mmbench.ui.console import debug_enabled, err_console
 
         optuna.logging.set_verbosity(optuna.logging.WARNING if debug_enabled() else optuna.logging.ERROR)
         if top < 1:
@@ -217,7 +216,7 @@ def _trial_logger(progress: Any) -> Any:
     """An Optuna callback that logs one line per finished trial."""
     from optuna.trial import TrialState
 
-    from mmbench.tuning.study import DEFAULT_ATTR
+    from mmbench.tuning.storage import DEFAULT_ATTR
 
     def log(study: Any, trial: Any) -> None:
         note = " (default parameters)" if trial.user_attrs.get(DEFAULT_ATTR) else ""
@@ -250,8 +249,8 @@ def _print_summary(
 ) -> None:
     from rich.table import Table
 
-    from mmbench.ui.console import out_console
     from mmbench.tuning.study import default_export_path
+    from mmbench.ui.console import out_console
 
     metric, counts = summary["metric"], summary["counts"]
     head = (

@@ -1,1 +1,1 @@
-"""mmbench.extraction.extract."""
+"""Feature extraction from media files into tables the dataset readers load."""

@@ -1,1 +1,1 @@
-"""mmbench.formats."""
+"""File formats: the reference spreadsheet reader/writer and the restricted unpickler."""

@@ -1,1 +1,1 @@
-"""mmbench.inspection.checks."""
+"""Data inspection: split sizes, class balance, leaks and duplicates, reports."""

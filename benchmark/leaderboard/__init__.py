@@ -1,1 +1,1 @@
-"""mmbench.leaderboard.build."""
+"""Leaderboards: build (group, summarise, rank), significance, render, plots."""

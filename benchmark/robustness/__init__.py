@@ -1,1 +1,1 @@
-"""mmbench.robustness.analysis."""
+"""Robustness: modality removal and noise sweeps over trained runs, contributions, plots."""

@@ -1,1 +1,1 @@
-"""mmbench.runner.run."""
+"""Running the protocol: prepare data, encode, train cells, write records; sweeps, reproduce."""

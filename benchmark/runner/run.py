@@ -249,9 +249,9 @@ def run_one(
     """Train and evaluate one (fusion, seed); write and return its RunRecord."""
     import torch
 
-    from mmbench.runner.environment import environment
     from mmbench.metrics import classification_metrics
     from mmbench.registry.manager import call_lifecycle
+    from mmbench.runner.environment import environment
     from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
@@ -424,8 +424,8 @@ def _fit(
     """
     import torch
 
-    from mmbench.training.memory import PeakMemory
     from mmbench.registry.manager import call_lifecycle
+    from mmbench.training.memory import PeakMemory
     from mmbench.training.trainer import Trainer, TrainingDiverged
 
     protocol = prep.protocol

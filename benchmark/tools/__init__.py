@@ -1,1 +1,1 @@
-"""mmbench.tools."""
+"""Developer tools: speed benchmarks and the plugin scaffold."""

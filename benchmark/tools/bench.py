@@ -111,8 +111,8 @@ def bench_fusion(
     prep: Any, fusion: str, device: str, epochs: int, repeats: int, seed: int = 0
 ) -> dict[str, Any]:
     """Trainer vs bare-loop throughput, inference time, peak memory and size of one fusion."""
-    from mmbench.training.memory import PeakMemory
     from mmbench.runner.run import build_model, fusion_params
+    from mmbench.training.memory import PeakMemory
     from mmbench.training.tensors import split_tensors
 
     registry, protocol, data = prep.registry, prep.protocol, prep.data

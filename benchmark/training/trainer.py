@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.errors import UsageError
-from mmbench.training.losses import inverse_frequency_weights, make_loss
 from mmbench.metrics import primary_score
 from mmbench.protocol import modality_dropout_rates
+from mmbench.training.losses import inverse_frequency_weights, make_loss
 from mmbench.training.tensors import TensorSplit
 
 EpochCallback = Callable[[int, dict[str, float]], None]

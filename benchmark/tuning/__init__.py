@@ -1,1 +1,1 @@
-"""mmbench.tuning.study."""
+"""Optuna tuning on the dev split: search spaces, storage, studies, tuned parameters."""

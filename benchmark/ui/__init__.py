@@ -1,1 +1,1 @@
-"""mmbench.ui."""
+"""Terminal output: consoles for logs/progress (stderr) and results (stdout), rich tables."""

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import mmbench.formats.spreadsheet as ft
-from mmbench.runner.encoding_cache import cache_dir
 from mmbench.errors import DataError
 from mmbench.formats.spreadsheet import FeatureTable, read_feature_table
+from mmbench.runner.encoding_cache import cache_dir
 
 VECTORS = ["V1", "V3", "A2"]
 TEXTS = ["Utterance", "Emotion"]

@@ -67,7 +67,9 @@ class LeakyDataset(DatasetPlugin):
 class _Plugins:
     @hookimpl
     def mmbench_register_datasets(self, registry: Registry) -> None:
-        registry.add_dataset("leaky", "tests.inspection.test_inspect:LeakyDataset", "train rows copied into test")
+        registry.add_dataset(
+            "leaky", "tests.inspection.test_inspect:LeakyDataset", "train rows copied into test"
+        )
 
 
 @pytest.fixture

@@ -19,11 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from mmbench.cli import app
-from mmbench.leaderboard.build import build_leaderboard, render_csv, render_json, render_markdown
+from mmbench.leaderboard.build import build_leaderboard
+from mmbench.leaderboard.render import render_csv, render_json, render_markdown
+from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores
 from mmbench.metrics import classification_metrics
 from mmbench.protocol import fingerprint, load_protocol
 from mmbench.records import atomic_write_json, load_records, record_path, record_stem, write_record
-from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores
 
 CLASSES = ["neg", "neu", "pos"]
 N_TEST = 240
@@ -338,7 +339,7 @@ def test_export_runs_regenerates_the_same_table(tmp_path):
     runs = tmp_path / "runs"
     three_by_three(runs)
     board = board_of(runs)
-    from mmbench.leaderboard.build import export_runs
+    from mmbench.leaderboard.render import export_runs
 
     written = export_runs(board, tmp_path / "export")
     assert len(written) == 9

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
+from mmbench.leaderboard.significance import (
+    paired_bootstrap,
+    resample_indices,
+    resampled_scores,
+    seed_permutation,
+)
 from mmbench.metrics import classification_metrics
-from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores, seed_permutation
 
 NAMES = ["a", "b", "c", "d"]
 

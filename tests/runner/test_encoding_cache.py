@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from mmbench.contracts import LENGTHS_KEY, EncoderPlugin
-from mmbench.runner.encoding_cache import cache_dir, encode_dataset
 from mmbench.errors import PluginError
 from mmbench.plugins.encoders.hf_text import bundled_model_dir
 from mmbench.registry import Registry, hookimpl
 from mmbench.registry.manager import build_registry
+from mmbench.runner.encoding_cache import cache_dir, encode_dataset
 from mmbench.runner.run import RunRequest, prepare, run_benchmark
 from mmbench.training.tensors import split_tensors
 from tests.plugins.encoders.encoder_fixtures import TinyTextPlugin, text_data
@@ -44,7 +44,9 @@ class FakeSequenceEncoder(EncoderPlugin):
 class FakePlugin:
     @hookimpl
     def mmbench_register_encoders(self, registry: Registry) -> None:
-        registry.add_encoder("fake-seq", "tests.runner.test_encoding_cache:FakeSequenceEncoder", "test encoder")
+        registry.add_encoder(
+            "fake-seq", "tests.runner.test_encoding_cache:FakeSequenceEncoder", "test encoder"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from typer.testing import CliRunner
 from mmbench.cli import app
 from mmbench.errors import UsageError
 from mmbench.registry.manager import build_registry
-from mmbench.tools.scaffold import KINDS, generate, plugin_names
 from mmbench.testing import (
     DatasetCase,
     DatasetConformance,
@@ -37,6 +36,7 @@ from mmbench.testing import (
     load_dataset,
     plugin_registry,
 )
+from mmbench.tools.scaffold import KINDS, generate, plugin_names
 
 NAMES = {"fusion": "scaf-fusion", "dataset": "scaf-data", "encoder": "scaf_encoder"}
 runner = CliRunner()

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmbench.training.losses import FocalLoss, inverse_frequency_weights
 from mmbench.protocol import load_protocol
+from mmbench.training.losses import FocalLoss, inverse_frequency_weights
 from mmbench.training.tensors import TensorSplit
 from mmbench.training.trainer import Trainer
 

@@ -14,28 +14,26 @@ from mmbench.errors import RunFailed, UsageError
 from mmbench.registry.manager import build_registry
 from mmbench.runner.run import RunRequest, run_benchmark
 from mmbench.training.trainer import Trainer, TrainingDiverged
-from mmbench.tuning.tuned_params import load_params
-from mmbench.tuning.study import (
-    DEFAULT_ATTR,
-    INTERRUPTED,
+from mmbench.tuning.space import (
     SearchSpace,
     SpaceTrial,
-    TrialReporter,
-    TuneRequest,
     check_space,
     default_trial_params,
     default_values,
-    ensure_default_trial,
-    export_tuned,
     load_space,
+    parse_space,
+    suggest_all,
+)
+from mmbench.tuning.storage import (
+    DEFAULT_ATTR,
+    INTERRUPTED,
+    ensure_default_trial,
     mask_url,
     open_storage,
-    parse_space,
     storage_target,
-    suggest_all,
-    summarize_study,
-    tune,
 )
+from mmbench.tuning.study import TrialReporter, TuneRequest, export_tuned, summarize_study, tune
+from mmbench.tuning.tuned_params import load_params
 
 REGISTRY, _ = build_registry()
 TINY = ["data.n_samples=300"]

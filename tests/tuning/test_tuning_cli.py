@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mmbench.cli import app
-from mmbench.tuning.study import DEFAULT_ATTR, INTERRUPTED, open_storage
+from mmbench.tuning.storage import DEFAULT_ATTR, INTERRUPTED, open_storage
 
 TINY = ["--set", "data.n_samples=300", "--device", "cpu"]
 runner = CliRunner()

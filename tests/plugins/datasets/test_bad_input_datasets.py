@@ -23,7 +23,12 @@ import pytest
 from typer.testing import CliRunner
 
 from mmbench.cli import app
-from tests.plugins.datasets.test_datasets_iemocap_meld import MELD_WORDS, iemocap_frame, meld_csv_folder, write_sheet
+from tests.plugins.datasets.test_datasets_iemocap_meld import (
+    MELD_WORDS,
+    iemocap_frame,
+    meld_csv_folder,
+    write_sheet,
+)
 
 runner = CliRunner()
 RUN = ["--fusion", "concat", "--seeds", "0", "--max-epochs", "1", "--device", "cpu"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mmbench.errors import UsageError
-from mmbench.runner.leakage import find_duplicates
 from mmbench.plugins.datasets.mfeat import VIEWS, MfeatDataset, load_mfeat
+from mmbench.runner.leakage import find_duplicates
 
 DIMS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 

@@ -61,7 +61,9 @@ class TinyTextPlugin:
 
     @hookimpl
     def mmbench_register_datasets(self, registry: Registry) -> None:
-        registry.add_dataset("tinytext", "tests.plugins.encoders.encoder_fixtures:TinyTextDataset", "tiny raw-text data")
+        registry.add_dataset(
+            "tinytext", "tests.plugins.encoders.encoder_fixtures:TinyTextDataset", "tiny raw-text data"
+        )
 
 
 def tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from mmbench.runner.encoding_cache import encode_dataset
-from mmbench.training.in_model import WithEncoders
 from mmbench.plugins.encoders.hf_text import HFTextEncoder
 from mmbench.registry.manager import build_registry
+from mmbench.runner.encoding_cache import encode_dataset
 from mmbench.runner.run import RunRequest, prepare, run_benchmark
+from mmbench.training.in_model import WithEncoders
 from mmbench.training.tensors import split_tensors
 from tests.plugins.encoders.encoder_fixtures import TinyTextPlugin, text_data, tiny_bert
 
@@ -93,8 +93,8 @@ def test_text_model_gets_its_own_learning_rate(bert_dir, monkeypatch):
     opts = {"model": str(bert_dir), "lr": 5e-5}
     registry, _ = build_registry()
     encoded, _ = encode_dataset(data, {"encoders": {"text": {"name": "hf-text-finetune", **opts}}}, registry)
-    from mmbench.training.in_model import attach_encoders
     from mmbench.protocol import load_protocol
+    from mmbench.training.in_model import attach_encoders
 
     fusion = registry.create("fusion", "concat")
     spec = encoded.input_spec()

@@ -9,10 +9,10 @@ import pytest
 
 from mmbench.contracts import LENGTHS_KEY
 from mmbench.data import MultimodalData
-from mmbench.runner.encoding_cache import encode_dataset, file_sha256
 from mmbench.errors import UsageError
 from mmbench.plugins.encoders.hf_text import HFTextEncoder, bundled_model_dir, resolve_model_dir
 from mmbench.registry.manager import build_registry
+from mmbench.runner.encoding_cache import encode_dataset, file_sha256
 from mmbench.training.tensors import split_tensors
 from tests.plugins.encoders.encoder_fixtures import tiny_bert
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mmbench.runner.encoding_cache import encode_dataset
 from mmbench.errors import UsageError
 from mmbench.plugins.encoders.tfidf import TfidfEncoder
 from mmbench.registry.manager import build_registry
+from mmbench.runner.encoding_cache import encode_dataset
 from tests.plugins.encoders.encoder_fixtures import text_data
 
 
