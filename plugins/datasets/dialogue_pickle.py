@@ -37,7 +37,8 @@ class DialogueRows:
     sentences: list[str]
     train_dialogues: list[str]
     test_dialogues: list[str]
-    #: dialogue id -> position in the utterance order of the flattened rows
+    #: each row's 0-based position in its dialogue (the pickle's per-dialogue list order)
+    position: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,6 +131,7 @@ def read_dialogue_pickle(
             [str(u) for u in _as_list(ids)] if ids is not None else [f"{dialogue}_{j}" for j in range(n)]
         )
         out.dialogue += [dialogue] * n
+        out.position += list(range(n))
         speakers = keyed.get("videoSpeakers", {}).get(dialogue)
         out.speaker += (
             [_speaker(dialogue, s) for s in _as_list(speakers)] if speakers is not None else [""] * n
@@ -270,6 +272,33 @@ def locate(path: Path | None, dataset: str, known_names: Sequence[str], help_tex
     )
 
 
+# ----------------------------------------------------------------------------- dialogue order
+def order_positions(dialogues: Sequence[str]) -> np.ndarray:
+    """Each row's 0-based rank among the rows of its dialogue, in file order (int64 ``[N]``).
+
+    For files that keep a dialogue's utterances in spoken order but carry no explicit index
+    (an IEMOCAP sheet: ids such as ``Ses01F_impro01_F000`` number each speaker's turns separately,
+    so the file order is the only dialogue order they hold).
+    """
+    counts: dict[str, int] = {}
+    out = np.empty(len(dialogues), dtype=np.int64)
+    for i, d in enumerate(dialogues):
+        out[i] = counts.get(d, 0)
+        counts[d] = out[i] + 1
+    return out
+
+
+def dialogue_positions(dialogues: Sequence[str], explicit: Sequence[int] | None = None) -> np.ndarray:
+    """Positions in the dialogue: ``explicit`` (e.g. MELD's ``Utterance_ID``) when each is unique
+    within its dialogue, otherwise the file order (:func:`order_positions`), e.g. when repeated
+    utterance ids were accepted with ``data.duplicate_ids=keep``."""
+    if explicit is not None:
+        pairs = set(zip(dialogues, explicit, strict=True))
+        if len(pairs) == len(dialogues) and all(int(p) >= 0 for p in explicit):
+            return np.asarray(explicit, dtype=np.int64)
+    return order_positions(dialogues)
+
+
 # ---------------------------------------------------------------------------------- assembling
 def assemble(
     name: str,
@@ -282,8 +311,13 @@ def assemble(
     ids: Sequence[str],
     groups: dict[str, Sequence[str]],
     meta: dict[str, Any],
+    positions: Sequence[int] | np.ndarray | None = None,
 ) -> Any:
-    """``MultimodalData`` from per-row arrays, without the rows labelled ``-1`` (dropped labels)."""
+    """``MultimodalData`` from per-row arrays, without the rows labelled ``-1`` (dropped labels).
+
+    ``positions`` (each row's place in its dialogue, before dropping) is kept when ``groups`` has
+    ``dialogue`` ids; dropped rows leave gaps, which :class:`~mmbench.data.MultimodalData` allows.
+    """
     from mmbench.data import MultimodalData
 
     keep = np.flatnonzero(labels >= 0)
@@ -300,6 +334,11 @@ def assemble(
         raw={m: [texts[i] for i in keep] for m, texts in raw.items()},
         ids=[str(ids[i]) for i in keep],
         meta=meta,
+        positions=(
+            np.asarray(positions, dtype=np.int64)[keep]
+            if positions is not None and "dialogue" in groups
+            else None
+        ),
     )
 
 
@@ -323,6 +362,7 @@ def finish(
     ids: Sequence[str],
     groups: dict[str, Sequence[str]],
     meta: dict[str, Any],
+    positions: Sequence[int] | np.ndarray | None = None,
 ) -> Any:
     """Warn about labels outside the class set, record the class set and the drops in ``meta``,
     and :func:`assemble` the data (shared by the iemocap and meld readers)."""
@@ -349,4 +389,5 @@ def finish(
         ids=ids,
         groups=groups,
         meta=meta,
+        positions=positions,
     )

@@ -41,6 +41,7 @@ from mmbench.plugins.datasets.dialogue_pickle import (
     finish,
     held_out_groups,
     locate,
+    order_positions,
     read_dialogue_pickle,
     split_array,
 )
@@ -223,6 +224,7 @@ class IemocapDataset(DatasetPlugin):
             ids = None
         meta: dict[str, Any] = {"source": str(path), "format": "spreadsheet", "sha256": table.sha256}
         groups: dict[str, list[str]] = {}
+        positions = None
         if ids is None:
             warn(
                 f"{path}: no File Name column with IEMOCAP ids, so the session split (test = session 5) "
@@ -255,6 +257,7 @@ class IemocapDataset(DatasetPlugin):
             row_ids = ids
             split_of_row = session_split(sessions, dialogues, labels >= 0, dev_fraction)
             groups = {"speaker": speakers, "session": sessions, "dialogue": dialogues}
+            positions = order_positions(dialogues)  # ids number each speaker's turns, not the dialogue's
             meta["split_scheme"] = split_scheme(dev_fraction)
         return require_session5(
             finish(
@@ -269,6 +272,7 @@ class IemocapDataset(DatasetPlugin):
                 row_ids,
                 groups,
                 meta,
+                positions,
             ),
             path,
         )
@@ -326,6 +330,7 @@ class IemocapDataset(DatasetPlugin):
                 rows.utterance,
                 groups,
                 meta,
+                rows.position,
             ),
             path,
         )

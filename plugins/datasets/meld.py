@@ -34,6 +34,7 @@ from mmbench.contracts import DatasetPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, UsageError
 from mmbench.plugins.datasets.dialogue_pickle import (
+    dialogue_positions,
     fallback_split,
     finish,
     held_out_groups,
@@ -120,7 +121,7 @@ class MeldDataset(DatasetPlugin):
     def _from_csvs(self, folder: Path, class_set: ClassSet, dup_mode: str) -> MultimodalData:
         texts: list[str] = []
         labels_parts, dropped_all = [], {}
-        split_of_row, ids, dialogues, speakers = [], [], [], []
+        split_of_row, ids, dialogues, speakers, positions = [], [], [], [], []
         for split, name in CSV_FILES.items():
             file = folder / name
             frame = _read_csv(file)
@@ -146,6 +147,7 @@ class MeldDataset(DatasetPlugin):
                 texts.append(text)
             ids += uids
             dialogues += [f"{split}:{d}" for d in dia]
+            positions += list(dialogue_positions([f"{split}:{d}" for d in dia], utt))
             spk = frame["Speaker"].tolist() if "Speaker" in frame.columns else [""] * len(frame)
             speakers += ["" if s is None or s != s else str(s) for s in spk]
             split_of_row += [split] * len(frame)
@@ -167,6 +169,7 @@ class MeldDataset(DatasetPlugin):
             ids,
             {"dialogue": dialogues, "speaker": speakers},
             meta,
+            positions,
         )
 
     # -------------------------------------------------------------------------- spreadsheet
@@ -189,6 +192,7 @@ class MeldDataset(DatasetPlugin):
                     )
                 official.append(word)
         dialogue = _sheet_dialogues(table, official)
+        positions = None if dialogue is None else dialogue_positions(dialogue, _sheet_turns(table))
         file_ids = table.texts.get("File Name")
         ids = [str(u).strip() for u in file_ids] if file_ids is not None else [f"row{r}" for r in table.rows]
         if file_ids is not None:
@@ -228,6 +232,7 @@ class MeldDataset(DatasetPlugin):
             ids,
             groups_out,
             meta,
+            positions,
         )
 
     # ------------------------------------------------------------------------------- pickle
@@ -284,6 +289,7 @@ class MeldDataset(DatasetPlugin):
             [f"{d}_{u}" for d, u in zip(rows.dialogue, rows.utterance, strict=True)],
             {"dialogue": rows.dialogue, "speaker": rows.speaker},
             meta,
+            rows.position,
         )
 
 
@@ -348,4 +354,18 @@ def _sheet_dialogues(table: Any, official: list[str] | None) -> list[str] | None
         if not m:
             return None
         out.append(f"{split}:{m.group(1)}")
+    return out
+
+
+def _sheet_turns(table: Any) -> list[int] | None:
+    """Utterance numbers from ``File Name`` (``dia12_utt3`` -> 3), or None when any is missing."""
+    names = table.texts.get("File Name")
+    if names is None:
+        return None
+    out = []
+    for value in names:
+        m = re.match(r"^dia\d+_utt(\d+)", str(value).strip())
+        if not m:
+            return None
+        out.append(int(m.group(1)))
     return out
