@@ -11,12 +11,23 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import itertools
 import json
+import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from mmbench.errors import UsageError
 
@@ -114,58 +125,221 @@ def load_protocol(
     user_file: Path | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Resolve the protocol for ``dataset`` (see module docstring for the order)."""
+    """Resolve the protocol for ``dataset`` (see module docstring for the order), checked and coerced.
+
+    Raises:
+        UsageError: a file that is missing or not YAML, an unknown ``--set`` key, or a bad value
+            (the message names the key and the file that set it).
+    """
     base = packaged_protocol("default")
-    protocol = _read_yaml(base)
+    sources = [(str(base), _read_yaml(base))]
     ds_file = dataset_protocol if dataset_protocol is not None else packaged_protocol(dataset)
     if ds_file is not None:
-        protocol = deep_merge(
-            protocol, _read_yaml(ds_file if not isinstance(ds_file, str) else Path(ds_file))
-        )
+        sources.append((str(ds_file), _read_yaml(ds_file if not isinstance(ds_file, str) else Path(ds_file))))
     if user_file is not None:
-        protocol = deep_merge(protocol, _read_yaml(Path(user_file)))
+        sources.append((str(user_file), _read_yaml(Path(user_file))))
+    protocol: dict[str, Any] = {}
+    for _, layer in sources:
+        protocol = deep_merge(protocol, layer)
+    merged = protocol
     protocol = apply_overrides(protocol, overrides or [])
+    sources.append(("--set", _changed(merged, protocol)))
     protocol["dataset"] = dataset
-    validate_protocol(protocol)
-    return protocol
+    return check_protocol(protocol, sources)
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The keys whose values ``after`` changed (``--set`` overrides, for error messages)."""
+    out: dict[str, Any] = {}
+    for key, value in after.items():
+        if isinstance(value, dict) and isinstance(before.get(key), dict):
+            sub = _changed(before[key], value)
+            if sub:
+                out[key] = sub
+        elif key not in before or before[key] != value:
+            out[key] = value
+    return out
+
+
+def _yaml_number(value: Any) -> Any:
+    """Numbers as researchers write them: YAML 1.1 reads ``5e-4`` as a string, booleans are no numbers."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        with contextlib.suppress(ValueError):
+            return int(text)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+def _known_metric(value: Any) -> Any:
+    if value not in METRICS:
+        raise ValueError(f"must be one of {', '.join(METRICS)}, got {value!r}")
+    return value
+
+
+#: An integer (a numeric string is read as the number; booleans are refused).
+Int = Annotated[int, BeforeValidator(_yaml_number)]
+#: A number kept as written (``1`` stays an int, so fingerprints of existing protocols do not move).
+Number = Annotated[int | float, BeforeValidator(_yaml_number)]
+PositiveInt = Annotated[Int, Field(ge=1, description="a positive integer")]
+NonNegativeInt = Annotated[Int, Field(ge=0, description="a non-negative integer")]
+NonNegativeNumber = Annotated[Number, Field(ge=0, description="a non-negative number")]
+
+
+class TrainConfig(BaseModel):
+    """``train:`` of a protocol: the training budget and recipe (every key enters the fingerprint).
+
+    Keys not declared here are kept as written (forward compatible); declared ones are checked
+    and coerced. Source: ``configs/protocols/default.yaml`` documents each key.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    max_epochs: PositiveInt
+    patience: NonNegativeInt
+    batch_size: PositiveInt
+    grad_accum: PositiveInt
+    lr: NonNegativeNumber
+    weight_decay: NonNegativeNumber
+    focal_gamma: NonNegativeNumber
+    grad_clip: NonNegativeNumber
+    optimizer: Literal["adamw"]
+    scheduler: Literal["plateau", "none"]
+    scheduler_factor: NonNegativeNumber | None = None
+    scheduler_patience: NonNegativeInt | None = None
+    loss: Literal["cross_entropy", "focal"]
+    imbalance: Literal["none", "class_weights", "oversample"]
+    modality_dropout: Any = 0.0
+
+    @field_validator("modality_dropout")
+    @classmethod
+    def _dropout(cls, value: Any) -> Any:
+        return _dropout_rates(value)
+
+
+class Protocol(BaseModel):
+    """A resolved protocol (see the module docstring). Unknown top-level keys are kept as written."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: Int | None = Field(default=None, alias="schema")
+    dataset: str | None = None
+    description: str | None = None
+    data: dict[str, Any] = Field(description="a mapping")
+    classes: Any = None
+    encoders: dict[str, Any] = Field(description="a mapping")
+    train: TrainConfig
+    metric: Annotated[str, AfterValidator(_known_metric)]
+    seeds: list[NonNegativeInt] = Field(min_length=1, description="a non-empty list of non-negative integers")
+    fusion: dict[str, Any] = Field(description="a mapping")
+
+
+def _restore_order(original: Any, checked: Any) -> Any:
+    """``checked`` (the coerced values) in the key order of ``original`` (records keep their bytes)."""
+    if isinstance(original, dict) and isinstance(checked, dict):
+        out = {k: _restore_order(original[k], checked[k]) for k in original if k in checked}
+        out.update({k: v for k, v in checked.items() if k not in out})
+        return out
+    return checked
+
+
+def _has_key(layer: Any, loc: tuple[Any, ...]) -> bool:
+    node = layer
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_protocol(
+    protocol: dict[str, Any], sources: list[tuple[str, dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """The protocol with its values checked and coerced (``lr: "5e-4"`` becomes ``5e-4``).
+
+    ``sources`` lists ``(name, layer)`` pairs in merge order (default file, dataset file, user
+    file, ``--set``); an error names the key and the last source that set it. Values already of
+    the right type are returned as written, so fingerprints of existing protocols do not change.
+
+    Raises:
+        UsageError: a missing key, a value of the wrong type or out of range.
+    """
+    try:
+        model = Protocol.model_validate(protocol)
+    except ValidationError as exc:
+        raise UsageError(_describe(exc.errors()[0], protocol, sources or [])) from None
+    return _restore_order(protocol, model.model_dump(by_alias=True, exclude_unset=True))
+
+
+def _field_info(loc: tuple[str, ...]) -> Any:
+    """The pydantic ``FieldInfo`` of a protocol key path (``("train", "lr")``), or None."""
+    model: Any = Protocol
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        info = fields[part]
+        model = info.annotation
+    return info
+
+
+def _describe(err: Any, protocol: dict[str, Any], sources: list[tuple[str, dict[str, Any]]]) -> str:
+    """``<file>: train.lr must be a non-negative number, got 'fast'`` for one validation error."""
+    loc = tuple(itertools.takewhile(lambda p: isinstance(p, str), err["loc"]))
+    key = ".".join(loc) or "protocol"
+    where = next((name for name, layer in reversed(sources) if _has_key(layer, loc)), None)
+    prefix = f"{where}: " if where else ""
+    if err["type"] == "missing":
+        return f"{prefix}protocol key {key} is missing"
+    value: Any = protocol
+    for part in loc:
+        value = value.get(part) if isinstance(value, dict) else None
+    info = _field_info(loc)
+    annotation = info.annotation if info else None
+    choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
+    if choices:
+        return f"{prefix}{key} must be one of {', '.join(choices)}, got {value!r}"
+    if info is None or not info.description:
+        message = err["msg"].removeprefix("Value error, ")
+        given = "" if "got " in message else f", got {err['input']!r}"
+        return f"{prefix}{key}{' ' if message.startswith('must') else ': '}{message}{given}"
+    return f"{prefix}{key} must be {info.description}, got {value!r}"
 
 
 def validate_protocol(protocol: dict[str, Any]) -> None:
-    """Check the values whose mistakes would otherwise surface deep inside training."""
-    train = protocol.get("train", {})
-    if protocol.get("metric") not in METRICS:
-        raise UsageError(f"metric must be one of {', '.join(METRICS)}, got {protocol.get('metric')!r}")
-    positive_ints = ("max_epochs", "batch_size", "grad_accum")
-    for key in positive_ints:
-        if not isinstance(train.get(key), int) or isinstance(train.get(key), bool) or train[key] < 1:
-            raise UsageError(f"train.{key} must be a positive integer, got {train.get(key)!r}")
-    if not isinstance(train.get("patience"), int) or train["patience"] < 0:
-        raise UsageError(f"train.patience must be a non-negative integer, got {train.get('patience')!r}")
-    for key in ("lr", "weight_decay", "focal_gamma", "grad_clip"):
-        if not isinstance(train.get(key), (int, float)) or isinstance(train.get(key), bool) or train[key] < 0:
-            raise UsageError(f"train.{key} must be a non-negative number, got {train.get(key)!r}")
-    dropout = modality_dropout_rates(train.get("modality_dropout"))
-    if isinstance(dropout, dict):  # a float stays as written: its records and fingerprints stay valid
-        train["modality_dropout"] = dropout
-    choices = {
-        "loss": ("cross_entropy", "focal"),
-        "imbalance": ("none", "class_weights", "oversample"),
-        "optimizer": ("adamw",),
-        "scheduler": ("plateau", "none"),
-    }
-    for key, allowed in choices.items():
-        if train.get(key) not in allowed:
-            raise UsageError(f"train.{key} must be one of {', '.join(allowed)}, got {train.get(key)!r}")
-    seeds = protocol.get("seeds")
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-    ):
-        raise UsageError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
-    for key in ("data", "encoders", "fusion"):
-        if not isinstance(protocol.get(key), dict):
-            raise UsageError(f"protocol key {key!r} must be a mapping")
+    """Check ``protocol`` in place (values coerced as by ``check_protocol``)."""
+    checked = check_protocol(protocol)
+    protocol.clear()
+    protocol.update(checked)
+
+
+def _dropout_rates(value: Any) -> float | dict[str, float]:
+    if isinstance(value, dict):
+        rates = {}
+        for name, p in value.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"modality names must be strings, got {name!r}")
+            with contextlib.suppress(ValueError):
+                p = _yaml_number(p)
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+            rates[name] = float(p)
+        return rates
+    with contextlib.suppress(ValueError):
+        value = _yaml_number(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(
+            f"must be a probability in [0, 1) or a mapping {{modality: probability in [0, 1]}}, got {value!r}"
+        )
+    return value
 
 
 def modality_dropout_rates(value: Any) -> float | dict[str, float]:
@@ -173,25 +347,14 @@ def modality_dropout_rates(value: Any) -> float | dict[str, float]:
     or a mapping ``{modality: probability in [0, 1]}`` (each modality independently).
 
     Modality names are checked by the trainer, which knows the run's modalities.
+
+    Raises:
+        UsageError: not a probability, or not a mapping of modality names to probabilities.
     """
-    if isinstance(value, dict):
-        rates = {}
-        for name, p in value.items():
-            if isinstance(p, str):  # YAML 1.1 reads "5e-4" as a string; the user means the number
-                with contextlib.suppress(ValueError):
-                    p = float(p)
-            if not isinstance(name, str) or not name:
-                raise UsageError(f"train.modality_dropout: modality names must be strings, got {name!r}")
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-                raise UsageError(f"train.modality_dropout.{name} must be a probability in [0, 1], got {p!r}")
-            rates[name] = float(p)
-        return rates
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise UsageError(
-            "train.modality_dropout must be a probability in [0, 1) or a mapping "
-            f"{{modality: probability in [0, 1]}}, got {value!r}"
-        )
-    return value
+    try:
+        return _dropout_rates(value)
+    except ValueError as exc:
+        raise UsageError(f"train.modality_dropout: {exc}") from None
 
 
 def canonical_json(obj: Any) -> str:
