@@ -1,7 +1,9 @@
-"""``mmbench leaderboard``: rank fusions from run records (markdown, CSV, JSON or a terminal table)."""
+"""``mmbench leaderboard``: rank fusions from run records (markdown, CSV, JSON, LaTeX, an HTML site or a
+terminal table)."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from enum import Enum
 from pathlib import Path
@@ -21,13 +23,16 @@ EPILOG = """
   mmbench leaderboard --runs runs/ --dataset iemocap --format md --output leaderboards/iemocap.md
   mmbench leaderboard --dataset synthetic:synergy --format csv > synergy.csv
   mmbench leaderboard --runs runs/ --output board.md --plots   [dim]# + PNG charts beside board.md[/dim]
+  mmbench leaderboard --runs runs/ --format latex --standalone --output table.tex   [dim]# booktabs[/dim]
+  mmbench leaderboard --runs runs/ --format html --output site/   [dim]# static site, opens offline[/dim]
+  mmbench leaderboard --runs results.zip     [dim]# the records of a bundle from `mmbench export`[/dim]
 
 Tables never mix protocol or dataset fingerprints: each group of comparable records gets its own
 table (CSV refuses several groups and names what differs). Budget-cut runs (--max-epochs below
 the protocol) are left out unless --include-budget-cut; failed runs are listed, never averaged.
 """
 
-SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}
+SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".tex": "latex"}
 
 
 class BoardFormat(str, Enum):
@@ -35,6 +40,8 @@ class BoardFormat(str, Enum):
     md = "md"
     csv = "csv"
     json = "json"
+    latex = "latex"
+    html = "html"
 
 
 def regenerate_command(
@@ -47,6 +54,7 @@ def regenerate_command(
     plots: bool,
     alpha: float,
     resamples: int,
+    extra: tuple[str, ...] = (),
 ) -> str:
     """The canonical command line that reproduces a table (printed in its footer)."""
     parts = ["mmbench", "leaderboard", "--runs", Path(runs).as_posix()]
@@ -65,12 +73,15 @@ def regenerate_command(
         parts += ["--alpha", repr(alpha)]
     if resamples != 1000:
         parts += ["--resamples", str(resamples)]
-    return shlex.join(parts)
+    return shlex.join([*parts, *extra])
 
 
 def leaderboard(
     runs: Annotated[
-        Path, typer.Option("--runs", "-r", help="Folder of run records (searched recursively).")
+        Path,
+        typer.Option(
+            "--runs", "-r", help="Folder of run records (searched recursively), or a results bundle (.zip)."
+        ),
     ] = Path("runs"),
     dataset: Annotated[
         str | None,
@@ -83,7 +94,9 @@ def leaderboard(
     fmt: Annotated[
         BoardFormat | None,
         typer.Option(
-            "--format", help="table (terminal), md, csv or json (default: from --output, else table)."
+            "--format",
+            help="table (terminal), md, csv, json, latex or html (a site folder; default: from --output, "
+            "else table).",
         ),
     ] = None,
     output: Annotated[
@@ -109,10 +122,23 @@ def leaderboard(
     ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level of the tie test.")] = 0.05,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples of the tie test.")] = 1000,
+    caption: Annotated[
+        str | None, typer.Option(help="--format latex: the tables' caption (LaTeX source).")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="--format latex: the tables' \\label (default tab:<board>).")
+    ] = None,
+    per_class: Annotated[
+        bool, typer.Option("--per-class", help="--format latex: add the per-class F1 table.")
+    ] = False,
+    standalone: Annotated[
+        bool, typer.Option("--standalone", help="--format latex: a complete document that compiles alone.")
+    ] = False,
 ) -> None:
     """Rank fusion methods from run records: mean ± std over seeds, ties with the best, efficiency."""
-    with cli_errors():
+    with cli_errors(), contextlib.ExitStack() as stack:
         from mmbench.leaderboard.build import build_leaderboard
+        from mmbench.leaderboard.bundle import open_runs
         from mmbench.leaderboard.render import (
             export_runs as do_export,
         )
@@ -126,8 +152,6 @@ def leaderboard(
         from mmbench.records import atomic_write_text, load_records
         from mmbench.ui.console import err_console, out_console
 
-        if not runs.is_dir():
-            raise UsageError(f"--runs {runs}: no such folder")
         if not 0 < alpha < 1:
             raise UsageError(f"--alpha must lie in (0, 1), got {alpha}")
         if resamples < 100:
@@ -136,16 +160,33 @@ def leaderboard(
             fmt = BoardFormat.table
         elif fmt is None:
             if output.suffix.lower() not in SUFFIX_FORMATS:
-                raise UsageError(f"--output {output}: unknown suffix; give --format md, csv or json")
+                raise UsageError(
+                    f"--output {output}: unknown suffix; give --format md, csv, json, latex or html"
+                )
             fmt = BoardFormat(SUFFIX_FORMATS[output.suffix.lower()])
         if fmt == BoardFormat.table and output is not None:
             raise UsageError("--format table prints to the terminal; use md, csv or json with --output")
         if plots and (fmt != BoardFormat.md or output is None):
             raise UsageError("--plots needs markdown written to a file: --format md --output FILE.md")
+        if fmt == BoardFormat.html and output is None:
+            raise UsageError("--format html writes a site: give its folder with --output DIR")
+        latex_only = {
+            "--caption": caption,
+            "--label": label,
+            "--per-class": per_class,
+            "--standalone": standalone,
+        }
+        extra = latex_options(caption, label, per_class, standalone)
+        if extra and fmt != BoardFormat.latex:
+            used = ", ".join(k for k, v in latex_only.items() if v)
+            raise UsageError(f"{used}: only with --format latex")
+        records_dir = stack.enter_context(open_runs(runs))  # a zip's records: unpacked safely, temporarily
+        if run_plots and records_dir != runs:
+            raise UsageError("--run-plots writes beside the records: give a folder, not a zip, with --runs")
         datasets = split_csv(dataset)
         board = build_leaderboard(
-            load_records(runs),
-            runs,
+            load_records(records_dir),
+            records_dir,
             datasets=datasets,
             fingerprint=fingerprint,
             include_budget_cut=include_budget_cut,
@@ -153,8 +194,9 @@ def leaderboard(
             n_resamples=resamples,
         )
         command = regenerate_command(
-            runs, datasets, fingerprint, fmt.value, output, include_budget_cut, plots, alpha, resamples
+            runs, datasets, fingerprint, fmt.value, output, include_budget_cut, plots, alpha, resamples, extra
         )
+        board.runs_dir = runs.as_posix()
         if export_runs is not None:
             written = do_export(board, export_runs)
             err_console.print(f"exported {len(written)} record(s) to {export_runs}")
@@ -181,8 +223,18 @@ def leaderboard(
             for item in rich_renderables(board, command):
                 out_console.print(item)
             return
+        if fmt == BoardFormat.html:
+            from mmbench.leaderboard.site import render_site
+
+            written = render_site(board, output, records_dir, command)
+            err_console.print(f"wrote {output}/ ({len(board.groups)} board page(s), {len(written)} file(s))")
+            return
         if fmt == BoardFormat.md:
             text = render_markdown(board, command, links)
+        elif fmt == BoardFormat.latex:
+            from mmbench.leaderboard.latex import render_latex
+
+            text = render_latex(board, command, caption, label, per_class, standalone)
         elif fmt == BoardFormat.csv:
             text = render_csv(board)
         else:
@@ -193,6 +245,22 @@ def leaderboard(
             atomic_write_text(output, text)
             rows = sum(len(g.rows) for g in board.groups)
             err_console.print(f"wrote {output} ({len(board.groups)} table(s), {rows} row(s))")
+
+
+def latex_options(
+    caption: str | None, label: str | None, per_class: bool, standalone: bool
+) -> tuple[str, ...]:
+    """The LaTeX options as command-line words (for the footer's command)."""
+    words: list[str] = []
+    if caption is not None:
+        words += ["--caption", caption]
+    if label is not None:
+        words += ["--label", label]
+    if per_class:
+        words.append("--per-class")
+    if standalone:
+        words.append("--standalone")
+    return tuple(words)
 
 
 def register(app: typer.Typer) -> None:

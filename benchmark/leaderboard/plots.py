@@ -1,4 +1,4 @@
-"""PNG plots (matplotlib, Agg backend: no display needed).
+"""PNG plots (matplotlib, Agg backend: no display needed); SVG where the path ends in ``.svg``.
 
 Per run, beside its record: confusion matrix, training curves, per-class F1.
 Per leaderboard, beside its markdown: the primary metric with error bars, per-class F1 heatmap.
@@ -28,10 +28,16 @@ def _pyplot() -> Any:
 def _save(fig: Any, path: Path) -> Path:
     import io
 
+    import matplotlib
+
     from mmbench.records import atomic_write_bytes
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None}, bbox_inches="tight")
+    if Path(path).suffix.lower() == ".svg":  # for the HTML site: text as text, no date, stable ids
+        with matplotlib.rc_context({"svg.hashsalt": "mmbench", "svg.fonttype": "none"}):
+            fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    else:
+        fig.savefig(buf, format="png", metadata={"Software": None}, bbox_inches="tight")
     _pyplot().close(fig)
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
