@@ -128,7 +128,7 @@ def extract_records(zip_path: Path, dest: Path, limits: Limits = Limits()) -> Pa
             if info.file_size > limits.member_bytes:
                 raise UsageError(
                     f"--runs {zip_path}: member {info.filename!r} unpacks to {info.file_size} bytes, "
-                    f"more than the limit of {limits.member_bytes}"
+                    f"more than the limit of {limits.member_bytes} bytes"
                 )
             total += info.file_size
             if total > limits.total_bytes:

@@ -75,6 +75,14 @@ def board_slugs(board: Leaderboard) -> list[str]:
         level += 1
 
 
+def short_title(group: Group) -> tuple[str, str]:
+    """(dataset and preset, the rest of the group's title: what differs from its sibling groups)."""
+    preset = (group.protocol.get("data") or {}).get("preset")
+    head = [group.dataset, *([f"preset={preset}"] if preset is not None else [])]
+    rest = [b for b in group.title_bits if b not in head]
+    return " · ".join(head), " · ".join(rest)
+
+
 # ---------------------------------------------------------------- tables
 def _sort_values(group: Group, row: Row) -> list[str]:
     """Full-precision sort keys of the main table's cells, in ``table_headers`` order."""
@@ -277,14 +285,19 @@ def group_page(
         f"predictions; <code>mmbench leaderboard --runs {esc(stem)}.records.zip</code> rebuilds this "
         f"board).</p>\n{regenerate}\n</section>"
     )
+    name, differs = short_title(group)
+    if differs:
+        differs = (
+            f'<p class="meta">differs from the other boards of {esc(group.dataset)}: {esc(differs)}</p>\n'
+        )
     body = (
         '<header><p><a href="index.html">All boards</a></p>\n'
-        f"<h1>{esc(group.title)}</h1>\n"
+        f"<h1>{esc(name)}</h1>\n{differs}"
         f'<p class="meta">protocol <code>{esc(group.protocol_fingerprint)}</code> · dataset '
         f"<code>{esc(group.dataset_fingerprint)}</code> · ranked by test {esc(metric)}</p>\n"
         f'<nav class="tabs" role="tablist">{nav}</nav></header>\n<main>\n' + "\n".join(sections) + "\n</main>"
     )
-    return _page(f"{group.title} · mmbench leaderboard", body)
+    return _page(f"{name} · mmbench leaderboard", body)
 
 
 def index_page(board: Leaderboard, stems: list[str], command: str | None) -> str:
@@ -299,9 +312,11 @@ def index_page(board: Leaderboard, stems: list[str], command: str | None) -> str
             )
         else:
             lead = "every run failed"
+        name, differs = short_title(group)
+        differs = f" · {esc(differs)}" if differs else ""
         items.append(
-            f'<li><a href="{esc(stem)}.html">{esc(group.title)}</a> <span class="meta">protocol '
-            f"<code>{esc(group.protocol_fingerprint)}</code> · {lead}</span></li>"
+            f'<li><a href="{esc(stem)}.html">{esc(name)}</a> <span class="meta">protocol '
+            f"<code>{esc(group.protocol_fingerprint)}</code>{differs} · {lead}</span></li>"
         )
     notes = "".join(f"<p>{esc(n)}</p>" for n in document_notes(board))
     regenerate = f"<p>Regenerate: <code>{esc(command)}</code></p>" if command else ""

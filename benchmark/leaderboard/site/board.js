@@ -19,9 +19,13 @@
         if (window.history && history.replaceState) history.replaceState(null, "", "#" + b.getAttribute("data-tab"));
       });
     });
-    var wanted = (window.location.hash || "").slice(1);
-    var known = buttons.some(function (b) { return b.getAttribute("data-tab") === wanted; });
-    show(known ? wanted : buttons[0].getAttribute("data-tab"));
+    function fromHash() {
+      var wanted = (window.location.hash || "").slice(1);
+      var known = buttons.some(function (b) { return b.getAttribute("data-tab") === wanted; });
+      show(known ? wanted : buttons[0].getAttribute("data-tab"));
+    }
+    window.addEventListener("hashchange", fromHash);
+    fromHash();
   }
 
   function cellKey(row, col, numeric) {
