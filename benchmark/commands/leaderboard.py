@@ -168,7 +168,7 @@ def leaderboard(
             raise UsageError("--format table prints to the terminal; use md, csv or json with --output")
         if plots and (fmt != BoardFormat.md or output is None):
             raise UsageError("--plots needs markdown written to a file: --format md --output FILE.md")
-        if fmt == BoardFormat.html and output is None:
+        if fmt == BoardFormat.html and (output is None or output.is_file()):
             raise UsageError("--format html writes a site: give its folder with --output DIR")
         latex_only = {
             "--caption": caption,

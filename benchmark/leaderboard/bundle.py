@@ -162,7 +162,10 @@ def open_runs(runs: Path, limits: Limits = Limits()) -> Iterator[Path]:
     if not _is_zip(runs):
         raise UsageError(f"--runs {runs}: no such folder or results bundle (.zip)")
     with tempfile.TemporaryDirectory(prefix="mmbench-runs-") as tmp:
-        yield extract_records(runs, Path(tmp), limits)
+        folder = extract_records(runs, Path(tmp), limits)
+        if not any(folder.rglob("*.json")):
+            raise UsageError(f"--runs {runs}: the zip holds no run records (.json)")
+        yield folder
 
 
 # ---------------------------------------------------------------- exporting

@@ -207,3 +207,32 @@ def test_site_in_headless_chromium(tmp_path, monkeypatch):
         assert any("probe from the test" in e["message"] for e in driver.get_log("browser"))
     finally:
         driver.quit()
+
+
+def test_robustness_tab_and_charts_where_runs_were_analysed(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        for fusion, relative in (("concat", 0.6), ("late", 0.5)):
+            path = make_record(runs, fusion, seed, noisy(0.8, seed))
+            rec = json.loads(path.read_text())
+            rec["robustness"] = {
+                "metric": "weighted_f1",
+                "noise": {
+                    "levels": [0.0, 0.5, 1.0],
+                    "curves": {"all": [0.8, 0.6, 0.4]},
+                    "relative_robustness": {"all": relative + 0.01 * seed},
+                    "effective_robustness": {"all": 0.01},
+                },
+                "contributions": {"shapley": {"text": 0.3}},
+            }
+            path.write_text(json.dumps(rec))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["leaderboard", "--runs", "runs", "--format", "html", "-o", "site"])
+    assert result.exit_code == 0, result.output
+    page = next((tmp_path / "site").glob("synthetic*.html"))
+    text = page.read_text()
+    assert 'data-tab="robustness"' in text and 'id="tab-robustness"' in text
+    assert "0.6050 ± 0.0071" in text and "0.5050 ± 0.0071" in text  # relative robustness, mean ± std
+    stem = page.name.removesuffix(".html")
+    for chart in ("noise", "contributions", "weighted_f1", "per_class_f1"):
+        assert (tmp_path / "site" / f"{stem}.{chart}.svg").is_file() and f"{stem}.{chart}.svg" in text
