@@ -79,6 +79,10 @@ def test_publish_script_end_to_end_on_a_tiny_grid(tmp_path, monkeypatch):
         "(synthetic-synergy.weighted_f1.png)" in text
         and (tmp_path / "boards" / "synthetic-synergy.weighted_f1.png").exists()
     )
+    site = tmp_path / "boards" / "site"  # the HTML site of both boards, from the same records
+    assert {"index.html", "synthetic-synergy.html", "synthetic-alignment.html"} <= {
+        p.name for p in site.iterdir()
+    }
     exported = tmp_path / "boards" / "runs" / "synthetic-synergy"
     records = sorted(p for p in exported.glob("*.json") if not p.name.endswith(".predictions.json"))
     assert len(records) == 4 and not list(exported.glob("*.safetensors"))
