@@ -56,7 +56,8 @@ _SYMBOLS = {
     "—": "---",
     "–": "--",
 }
-_BOLD = (r"\textbf{", "}")
+#: Bold markers for the shared cell builders, replaced by ``\textbf{...}`` after escaping.
+_BOLD = ("\x00bold<", ">bold\x00")
 #: Efficiency columns a paper table keeps (the rest stay in the markdown/HTML boards).
 KEPT_EFFICIENCY = ("params ↓",)
 
@@ -66,9 +67,11 @@ def latex_escape(text: str) -> str:
     return "".join(_SPECIAL.get(ch) or _SYMBOLS.get(ch) or ch for ch in str(text))
 
 
-def _symbols(cell: str) -> str:
-    """Replace the symbols of an already escaped cell (numbers such as ``0.9 ± 0.1``)."""
-    return "".join(_SYMBOLS.get(ch, ch) for ch in cell)
+def _cell(text: str) -> str:
+    """A cell of ``table_cells``/``per_class_cells`` (made with ``_BOLD``, unescaped) as LaTeX."""
+    bold = text.startswith(_BOLD[0]) and text.endswith(_BOLD[1])
+    body = latex_escape(text[len(_BOLD[0]) : -len(_BOLD[1])] if bold else text)
+    return rf"\textbf{{{body}}}" if bold else body
 
 
 def _plain(text: str) -> str:
@@ -100,7 +103,7 @@ def _tabular(heads: list[str], rows: list[list[str]], align: str) -> list[str]:
 def _main_table(group: Group, board: Leaderboard, caption: str, label: str) -> list[str]:
     heads = table_headers(group)
     keep = _columns(group)
-    cells = [[_symbols(row[i]) for i in keep] for row in table_cells(group, bold=_BOLD, escape=latex_escape)]
+    cells = [[_cell(row[i]) for i in keep] for row in table_cells(group, bold=_BOLD)]
     names = [latex_escape(heads[i]) for i in keep]
     names[heads.index("n")] = "$n$"
     align = "".join("l" if heads[i] in ("fusion", "vs best", "encoders") else "r" for i in keep)
@@ -126,7 +129,7 @@ def _note(group: Group, board: Leaderboard) -> list[str]:
 
 def _per_class_table(group: Group, caption: str, label: str) -> list[str]:
     names = ["fusion", *group.class_names]
-    cells = [[_symbols(c) for c in row] for row in per_class_cells(group, bold=_BOLD, escape=latex_escape)]
+    cells = [[_cell(c) for c in row] for row in per_class_cells(group, bold=_BOLD)]
     return [
         r"\begin{table}[t]",
         r"\centering",

@@ -77,6 +77,7 @@ def test_latex_marks_best_and_ties_and_names_the_fingerprints(published_board):
     tied = [r for r, row in zip(rows, group.rows, strict=True) if row.tied and not row.best]
     assert tied and all(r"$\approx$ tied (p=" in r for r in tied)
     assert "one-sided paired bootstrap over the test set (1000 resamples, seed 0)" in latex
+    assert r"& p\textless{}0.001 &" in latex and "p<" not in latex  # "<" is no text-mode glyph in OT1
     assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex
 
 
@@ -112,8 +113,14 @@ def test_caption_label_and_escaped_names(tmp_path):
     PDFLATEX is None,
     reason="pdflatex not installed (Debian: apt-get install texlive-latex-base texlive-latex-recommended)",
 )
-def test_standalone_document_compiles_with_pdflatex(tmp_path, monkeypatch):
-    runs, _ = odd_board(tmp_path)
+@pytest.mark.parametrize("board", ["published", "odd names"])
+def test_standalone_document_compiles_with_pdflatex(tmp_path, monkeypatch, board):
+    if board == "published":
+        if not PUBLISHED_RUNS.is_dir():
+            pytest.skip("no published mfeat records (scripts/publish_leaderboards.sh)")
+        shutil.copytree(PUBLISHED_RUNS, tmp_path / "runs")
+    else:
+        odd_board(tmp_path)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         app,
