@@ -220,7 +220,7 @@ def leaderboard(
                         plot_noise_curves(analysed, output.parent / links[i]["noise"])
                         plot_contributions(analysed, output.parent / links[i]["contributions"])
         if fmt == BoardFormat.table:
-            for item in rich_renderables(board, command):
+            for item in rich_renderables(board, command, width=out_console.width):
                 out_console.print(item)
             return
         if fmt == BoardFormat.html:

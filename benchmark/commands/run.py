@@ -129,7 +129,8 @@ def run(
             from mmbench.ui.console import out_console
             from mmbench.ui.tables import results_table
 
-            out_console.print(results_table(prep, summary, records))
+            for item in results_table(prep, summary, records, width=out_console.width):
+                out_console.print(item)
         if any(r.get("status") != "ok" for r in records):
             raise typer.Exit(1)
 

@@ -475,32 +475,42 @@ def render_csv(board: Leaderboard) -> str:
     return buf.getvalue()
 
 
-def rich_renderables(board: Leaderboard, command: str | None = None) -> list[Any]:
-    """Rich tables (one per group) with their footers, for the terminal."""
+def rich_renderables(board: Leaderboard, command: str | None = None, width: int = 160) -> list[Any]:
+    """Rich tables (one per group) with their footers, for a terminal ``width`` columns wide.
+
+    Fusion names are never shortened; efficiency columns fold into a second table when the main
+    table would not fit (see ``mmbench.ui.tables.fitted_tables``)."""
     from rich.markup import escape
-    from rich.table import Table
     from rich.text import Text
 
+    from mmbench.ui.tables import Column, fitted_tables
+
     out: list[Any] = []
+    efficiency = {f"{title} {UP if higher else DOWN}" for _, title, higher in EFFICIENCY}
     for group in board.groups:
-        table = Table(
-            title=escape(f"{group.title} — protocol {group.protocol_fingerprint}"), title_justify="left"
+        columns = []
+        for head in table_headers(group):
+            if head in ("rank", "fusion", "n"):
+                columns.append(Column(escape(head), "name", "left" if head == "fusion" else "right"))
+            elif head in efficiency:
+                columns.append(Column(escape(head), "efficiency"))
+            else:
+                columns.append(
+                    Column(escape(head), justify="left" if head in ("vs best", "encoders") else "right")
+                )
+        out += fitted_tables(
+            columns,
+            table_cells(group, bold=("[bold]", "[/bold]"), escape=escape),
+            width,
+            title=escape(f"{group.title} — protocol {group.protocol_fingerprint}"),
         )
-        heads = table_headers(group)
-        for head in heads:
-            left = head in ("fusion", "vs best", "encoders")
-            table.add_column(escape(head), justify="left" if left else "right", no_wrap=head != "fusion")
-        for cells in table_cells(group, bold=("[bold]", "[/bold]"), escape=escape):
-            table.add_row(*cells)
-        out.append(table)
-        names = group.class_names
-        per_class = Table(title="per-class test F1 (mean over seeds)", title_justify="left")
-        per_class.add_column("fusion")
-        for name in names:
-            per_class.add_column(escape(name), justify="right")
-        for cells in per_class_cells(group, bold=("[bold]", "[/bold]"), escape=escape):
-            per_class.add_row(*cells)
-        out.append(per_class)
+        per_class = [Column("fusion", "name", "left")] + [Column(escape(n)) for n in group.class_names]
+        out += fitted_tables(
+            per_class,
+            per_class_cells(group, bold=("[bold]", "[/bold]"), escape=escape),
+            width,
+            title="per-class test F1 (mean over seeds)",
+        )
         for label, text in footer_lines(group, board):
             out.append(Text(f"{label}: {text}".replace("`", ""), style="dim"))
         out.append(Text(""))

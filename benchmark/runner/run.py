@@ -544,6 +544,7 @@ def run_benchmark(
     import torch
 
     from mmbench.training.tensors import split_tensors
+    from mmbench.ui.console import announce_runs, finish_runs
 
     reporter = reporter or SilentReporter()
     device = resolve_device(request.device)
@@ -557,9 +558,11 @@ def run_benchmark(
     dev_t = torch.device(device)
     tensors = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
     records = []
+    announce_runs(reporter, len(request.fusions) * len(prep.protocol["seeds"]))
     for fusion in request.fusions:
         for seed in prep.protocol["seeds"]:
             records.append(run_one(prep, fusion, seed, device, reporter, tensors))
+    finish_runs(reporter)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed and len(failed) == len(records):
         raise RunFailed(

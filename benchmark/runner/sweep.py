@@ -405,6 +405,9 @@ def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> Swe
         f"sweep: {len(grid)} cells in the grid, {len(mine)} in shard {request.shard[0]}/{request.shard[1]}"
     )
     results: list[CellResult] = []
+    from mmbench.ui.console import announce_runs, finish_runs
+
+    announce_runs(reporter, len(mine))
     for spec in sorted({c.dataset for c in mine}):
         cells = [c for c in mine if c.dataset == spec]
         prep = prepare(run_request_for(request, spec), registry, reporter)
@@ -445,6 +448,7 @@ def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> Swe
                 reporter.log(f"[{n}/{len(cells)}] {cell.label()}")
                 record = run_one(prep, cell.fusion, cell.seed, device, _Heartbeat(reporter, lock), tensors)
                 results.append(_result(cell, "trained" if record.get("status") == "ok" else "failed", record))
+    finish_runs(reporter)
     return SweepResult(len(grid), request.shard, results)
 
 

@@ -1,10 +1,85 @@
-"""Rich tables for results printed by ``mmbench run``."""
+"""Rich tables that stay readable on narrow terminals.
+
+Name columns (fusion, dataset...) never shrink below their longest name: they neither wrap nor
+truncate. When the table does not fit the console width, its efficiency columns (parameters,
+seconds, memory) move into a second table keyed by the same names, or are left out when even
+that table would not fit; a note says which.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
+
+Kind = Literal["name", "value", "efficiency"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """``header``; ``kind``: ``name`` (never shrinks), ``value`` (may wrap) or ``efficiency`` (folds)."""
+
+    header: str
+    kind: Kind = "value"
+    justify: Literal["left", "right", "center"] = "right"
+    no_wrap: bool = False
+
+
+def _table(
+    title: str | None, columns: list[Column], rows: list[list[str]], keep: list[int], **kw: Any
+) -> Table:
+    table = Table(title=title, title_justify="left", **kw)
+    for i in keep:
+        col = columns[i]
+        widest = max(
+            [Text.from_markup(r[i]).cell_len for r in rows] + [Text.from_markup(col.header).cell_len]
+        )
+        if col.kind == "name":
+            table.add_column(col.header, justify=col.justify, no_wrap=True, min_width=widest)
+        else:
+            table.add_column(col.header, justify=col.justify, no_wrap=col.no_wrap)
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
+    return table
+
+
+def table_width(console: Console, table: Table, wrapped: bool = False) -> int:
+    """The width ``table`` needs to show every cell unwrapped, or (``wrapped``) with wrappable cells
+    and headers wrapped at spaces."""
+    measured = Measurement.get(console, console.options.update(width=10_000), table)
+    return measured.minimum if wrapped else measured.maximum
+
+
+def fitted_tables(
+    columns: list[Column],
+    rows: list[list[str]],
+    width: int,
+    title: str | None = None,
+    caption: str | None = None,
+    console: Console | None = None,
+) -> list[Any]:
+    """One table when it fits ``width`` columns; else the main table plus an efficiency table and a
+    note. Cells are rich markup (escape data with ``rich.markup.escape``)."""
+    console = console or Console(width=max(width, 20), record=False)
+    everything = list(range(len(columns)))
+    full = _table(title, columns, rows, everything, caption=caption)
+    efficiency = [i for i, c in enumerate(columns) if c.kind == "efficiency"]
+    if not efficiency or table_width(console, full) <= width:
+        return [full]
+    names = [i for i, c in enumerate(columns) if c.kind == "name"]
+    main = [i for i in everything if i not in efficiency]
+    second = _table("efficiency", columns, rows, names + efficiency)
+    if table_width(console, second, wrapped=True) <= width:
+        note = f"(efficiency columns in a second table: the terminal is {width} columns wide; "
+        tables = [_table(title, columns, rows, main, caption=caption), second]
+    else:
+        note = f"(efficiency columns left out: the terminal is {width} columns wide; "
+        tables = [_table(title, columns, rows, main, caption=caption)]
+    return [*tables, Text(note + "set COLUMNS or use --format json for all of them)", style="dim")]
 
 
 def fmt_mean_std(cell: dict[str, float | None]) -> str:
@@ -13,36 +88,42 @@ def fmt_mean_std(cell: dict[str, float | None]) -> str:
     return f"{cell['mean']:.4f} ± {cell['std']:.4f}"
 
 
-def results_table(prep: Any, summary: list[dict[str, Any]], records: list[dict[str, Any]]) -> Table:
-    """Per fusion: mean ± std over seeds of test metrics, dev weighted F1 and efficiency."""
-    table = Table(
-        title=f"{prep.data.name} — protocol {prep.protocol_fingerprint} — "
-        f"selection on dev {prep.protocol['metric']}",
-        caption=f"records in {prep.request.out_dir}/",
-    )
-    for col, justify in (
-        ("fusion", "left"),
-        ("n", "right"),
-        ("test acc ↑", "right"),
-        ("test wF1 ↑", "right"),
-        ("test mF1 ↑", "right"),
-        ("dev wF1 ↑", "right"),
-        ("params", "right"),
-        ("train s", "right"),
-    ):
-        table.add_column(col, justify=justify)
+def results_table(
+    prep: Any, summary: list[dict[str, Any]], records: list[dict[str, Any]], width: int = 160
+) -> list[Any]:
+    """Per fusion: mean ± std over seeds of test metrics, dev weighted F1 and efficiency, as rich
+    renderables fitted to ``width`` columns."""
+    from rich.markup import escape
+
+    columns = [
+        Column("fusion", "name", "left"),
+        Column("n", "name"),
+        Column("test acc ↑"),
+        Column("test wF1 ↑"),
+        Column("test mF1 ↑"),
+        Column("dev wF1 ↑"),
+        Column("params", "efficiency"),
+        Column("train s", "efficiency"),
+    ]
+    rows = []
     for row in summary:
         recs = [r for r in records if r["fusion"] == row["fusion"] and r.get("status") == "ok"]
         params = recs[0]["efficiency"]["params"] if recs else 0
         secs = sum(r["efficiency"]["train_seconds"] for r in recs) / max(len(recs), 1)
-        table.add_row(
-            row["fusion"],
-            str(row["n_seeds"]),
-            fmt_mean_std(row["test"]["accuracy"]),
-            fmt_mean_std(row["test"]["weighted_f1"]),
-            fmt_mean_std(row["test"]["macro_f1"]),
-            fmt_mean_std(row["dev"]["weighted_f1"]),
-            f"{params:,}",
-            f"{secs:.1f}",
+        rows.append(
+            [
+                escape(row["fusion"]),
+                str(row["n_seeds"]),
+                fmt_mean_std(row["test"]["accuracy"]),
+                fmt_mean_std(row["test"]["weighted_f1"]),
+                fmt_mean_std(row["test"]["macro_f1"]),
+                fmt_mean_std(row["dev"]["weighted_f1"]),
+                f"{params:,}",
+                f"{secs:.1f}",
+            ]
         )
-    return table
+    metric = prep.protocol["metric"]
+    title = escape(f"{prep.data.name} — protocol {prep.protocol_fingerprint} — selection on dev {metric}")
+    return fitted_tables(
+        columns, rows, width, title=title, caption=escape(f"records in {prep.request.out_dir}/")
+    )
