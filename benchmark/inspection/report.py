@@ -74,7 +74,9 @@ def class_chart(summary: dict[str, Any]) -> bytes:
     if ratio is not None:
         title += f" (train imbalance {ratio:.1f}x)"
     ax.set_title(title)
-    ax.legend(frameon=False)
+    from mmbench.ui.plot_style import legend_outside
+
+    legend_outside(ax)  # beside the bars, never over them
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 

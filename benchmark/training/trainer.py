@@ -265,8 +265,11 @@ class Trainer:
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(epoch, train_loss)
 
-            dev_pred = self.predict(dev)
+            dev_logits = self.predict_logits(dev)
+            dev_pred = dev_logits.argmax(dim=1).cpu().numpy()
             dev_score = primary_score(dev_labels, dev_pred, self.num_classes, self.metric)
+            with torch.no_grad():  # the training loss on dev (for curves; selection uses the metric)
+                dev_loss = float(criterion(dev_logits, dev.labels))
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step(dev_score)
@@ -274,6 +277,7 @@ class Trainer:
                 "epoch": epoch,
                 "train_loss": train_loss,
                 f"dev_{self.metric}": dev_score,
+                "dev_loss": dev_loss,
                 "lr": lr,
             }
             history.append(logs)

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import re
 import signal
@@ -537,14 +536,15 @@ def load_study(storage: Any, name: str) -> Any:
 
 # ------------------------------------------------------------------------------------ plots
 def save_plots(study: Any, directory: Path) -> list[Path]:
-    """Optimisation history and parameter importances as PNG (matplotlib, Agg)."""
+    """Optimisation history and parameter importances as PNG + SVG, drawn by Optuna's matplotlib
+    backend and brought into the house style (``mmbench.ui.plot_style``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    from mmbench.records import atomic_write_bytes
+    from mmbench.ui.plot_style import house_style, restyle, save_figure
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -555,20 +555,22 @@ def save_plots(study: Any, directory: Path) -> list[Path]:
         ("param_importances", ovm.plot_param_importances),
     )
     for name, draw in plots:
-        try:
-            with quiet_optuna_warnings(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = draw(study)
-        except (ValueError, RuntimeError, ZeroDivisionError):
-            continue  # e.g. importances need two completed trials with different parameters
-        if name == "optimization_history" and hasattr(ax, "set_ylabel"):
-            ax.set_ylabel(f"dev {study.user_attrs.get('metric', 'objective')}")
-            ax.set_title(f"{study.study_name}: optimisation history")
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-        path = directory / f"{safe_name}-{name}.png"
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        atomic_write_bytes(path, buffer.getvalue())
-        written.append(path)
+        with house_style():
+            try:
+                with quiet_optuna_warnings(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ax = draw(study)
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue  # e.g. importances need two completed trials with different parameters
+            axes = [ax] if hasattr(ax, "figure") else list(ax.flat)
+            for each in axes:
+                restyle(each)
+            if name == "optimization_history":
+                axes[0].set_ylabel(f"dev {study.user_attrs.get('metric', 'objective')}")
+                axes[0].set_title(f"{study.study_name}: optimisation history")
+            fig = axes[0].figure
+            fig.set_size_inches(7.2, 4.2)
+            fig.tight_layout()
+            written.append(save_figure(fig, directory / f"{safe_name}-{name}.png"))
+            plt.close(fig)
     return written

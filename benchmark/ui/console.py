@@ -90,9 +90,8 @@ def epoch_line(label: str, epoch: int, max_epochs: int, logs: dict[str, float], 
     """One log line for an epoch: ``concat seed 0 epoch 3/50 train_loss=… dev_weighted_f1=… lr=…
     elapsed 4s eta<=1m02s`` (the ETA is an upper bound: early stopping may end the run sooner)."""
     parts = [f"{label} epoch {epoch}/{max_epochs}"]
-    if "train_loss" in logs:
-        parts.append(f"train_loss={logs['train_loss']:.4f}")
-    parts += [f"{k}={v:.4f}" for k, v in logs.items() if k.startswith("dev_")]
+    parts += [f"{k}={logs[k]:.4f}" for k in ("train_loss", "dev_loss") if k in logs]
+    parts += [f"{k}={v:.4f}" for k, v in logs.items() if k.startswith("dev_") and k != "dev_loss"]
     if "lr" in logs:
         parts.append(f"lr={logs['lr']:.2e}")
     eta = elapsed / max(epoch, 1) * max(max_epochs - epoch, 0)
@@ -165,7 +164,7 @@ class RichReporter:
     def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None:
         if self.progress is None:
             return
-        dev = next((f"{k}={v:.4f}" for k, v in logs.items() if k.startswith("dev_")), "")
+        dev = next((f"{k}={v:.4f}" for k, v in logs.items() if k.startswith("dev_") and k != "dev_loss"), "")
         self.progress.update(self.task, completed=epoch, status=f"loss={logs['train_loss']:.4f} {dev}")
         if self.live:
             return

@@ -49,7 +49,21 @@ def test_published_markdown_matches_its_records(md, tmp_path, monkeypatch):
     assert not runs.is_absolute() and runs.parts[0] == "leaderboards", "publish from committed records"
     shutil.copytree(ROOT / "leaderboards", tmp_path / "leaderboards")
     assert not list((tmp_path / runs).rglob("*.safetensors"))
+    for figure in (tmp_path / "leaderboards").glob(f"{md.stem}.*.[ps][nv]g"):
+        figure.unlink()  # the footer's command must draw them again
     assert regenerate(tmp_path / md.relative_to(ROOT), tmp_path, monkeypatch) == original
+    # Its figures come back: each linked PNG (same pixel size) with its SVG twin (same bytes).
+    import matplotlib.image
+
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", original.decode())
+    assert links, "a published board links its figures"
+    for link in links:
+        fresh, kept = tmp_path / "leaderboards" / link, ROOT / "leaderboards" / link
+        assert matplotlib.image.imread(fresh).shape == matplotlib.image.imread(kept).shape, link
+        svg = Path(link).with_suffix(".svg").name
+        assert (tmp_path / "leaderboards" / svg).read_bytes() == (ROOT / "leaderboards" / svg).read_bytes(), (
+            svg
+        )
 
 
 @pytest.mark.slow

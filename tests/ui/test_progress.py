@@ -13,7 +13,8 @@ from mmbench.ui import console as ui_console
 from mmbench.ui.console import HouseConsole, RichReporter, epoch_line
 
 EPOCH = re.compile(
-    r"^mmbench: (concat|late) seed (\d) epoch (\d)/3 train_loss=\d+\.\d{4} dev_weighted_f1=\d\.\d{4} "
+    r"^mmbench: (concat|late) seed (\d) epoch (\d)/3 train_loss=\d+\.\d{4} dev_loss=\d+\.\d{4} "
+    r"dev_weighted_f1=\d\.\d{4} "
     r"lr=\d\.\d\de-\d\d elapsed \d+s eta<=\d+s$"
 )
 
