@@ -79,10 +79,21 @@ def mmbench_run_end(run: dict[str, Any], record: dict[str, Any]) -> None:
     """Called after a run's record has been written; ``record`` is the RunRecord as a dict."""
 
 
+@hookspec
+def mmbench_register_trackers(registry: Registry) -> None:
+    """Register experiment trackers with ``registry.add_tracker(name, target, summary)``.
+
+    Called once when the registry is built. ``target`` names a subclass of
+    ``mmbench.runner.tracking.Tracker``; it is created only when a command runs with
+    ``--track NAME``, and then receives the lifecycle hooks of that command's runs.
+    """
+
+
 REGISTRATION_HOOKS = (
     "mmbench_register_datasets",
     "mmbench_register_encoders",
     "mmbench_register_fusions",
     "mmbench_register_extractors",
+    "mmbench_register_trackers",
 )
 LIFECYCLE_HOOKS = ("mmbench_run_start", "mmbench_epoch_end", "mmbench_run_end")

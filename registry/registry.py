@@ -13,7 +13,7 @@ from typing import Any
 
 from mmbench.errors import PluginError, UnknownNameError
 
-KINDS = ("dataset", "encoder", "fusion", "extractor")
+KINDS = ("dataset", "encoder", "fusion", "extractor", "tracker")
 
 
 @dataclass
@@ -125,6 +125,10 @@ class Registry:
         column of the reference table layout (``V1``, ``A2``, ...).
         """
         self._add("extractor", name, target, summary, dict(extra, modality=modality, column=column))
+
+    def add_tracker(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
+        """Register an experiment tracker (``--track NAME``): a ``mmbench.runner.tracking.Tracker``."""
+        self._add("tracker", name, target, summary, extra)
 
     # ----------------------------------------------------------------- lookups
     def names(self, kind: str, pattern: str | None = None) -> list[str]:

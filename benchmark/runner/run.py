@@ -76,6 +76,8 @@ class RunRequest:
     save_checkpoints: bool = True
     #: ``--params``: ``tuned`` (the tuned parameters of each fusion) or a YAML file.
     params: str | None = None
+    #: ``--track``: experiment trackers (registry kind ``tracker``) active during the runs.
+    trackers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -540,13 +542,21 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_benchmark(
     request: RunRequest, registry: Any, reporter: Reporter | None = None
 ) -> tuple[Prepared, list[dict[str, Any]]]:
-    """Run every (fusion, seed) of the request; return the prepared state and the records."""
+    """Run every (fusion, seed) of the request, with its trackers active; return the prepared
+    state and the records."""
+    from mmbench.runner.tracking import tracking
+
+    reporter = reporter or SilentReporter()
+    with tracking(request.trackers, registry, request.out_dir, reporter.log):
+        return _run_all(request, registry, reporter)
+
+
+def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Prepared, list[dict[str, Any]]]:
     import torch
 
     from mmbench.training.tensors import split_tensors
     from mmbench.ui.console import announce_runs, finish_runs
 
-    reporter = reporter or SilentReporter()
     device = resolve_device(request.device)
     for name in request.fusions:
         registry.get("fusion", name)  # unknown names fail before any data is loaded
