@@ -170,7 +170,7 @@ def tune(
         exported = None
         if summary["best"] is not None and not no_export and (not show or export is not None):
             exported = export_tuned(summary, export or default_export_path(summary))
-        written = save_plots(study, plots) if plots is not None else []
+        written = save_plots(study, plots, log=err_console.print) if plots is not None else []
         if fmt == OutputFormat.json:
             from mmbench.ui.console import print_json
 
@@ -185,6 +185,7 @@ def tune(
             )
         else:
             run_args = [f"--data {data}"] if data else []
+            run_args += [f"--max-epochs {max_epochs}"] if max_epochs is not None else []
             run_args += [f"--protocol {protocol}"] if protocol else []
             run_args += [f"--set {item}" for item in set_ or []]
             run_args += [f"--encoder {item}" for item in encoder or []]
@@ -293,6 +294,8 @@ def _print_summary(
         for key, value, section in rows:
             short = key.removeprefix("train.")
             before = ((default or {}).get(section) or {}).get(short, "") if default else ""
+            if value is None and before in ("", None):
+                continue  # a parameter left unset (e.g. modalities: all) is not a tuning result
             changed = before != "" and before != value
             shown = f"[bold]{_fmt(value)}[/bold]" if changed else _fmt(value)
             params.add_row(key, shown, _fmt(before))

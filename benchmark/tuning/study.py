@@ -535,10 +535,19 @@ def load_study(storage: Any, name: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------ plots
-def save_plots(study: Any, directory: Path) -> list[Path]:
+#: Finished trials below which parameter importances (fANOVA over the trials) are not drawn: with
+#: fewer, the importances mostly reflect the sampler's first random draws.
+MIN_TRIALS_FOR_IMPORTANCES = 10
+
+
+def save_plots(study: Any, directory: Path, log: Any = None) -> list[Path]:
     """Optimisation history and parameter importances as PNG + SVG, drawn by Optuna's matplotlib
-    backend and brought into the house style (``mmbench.ui.plot_style``)."""
+    backend and brought into the house style (``mmbench.ui.plot_style``).
+
+    Importances are drawn only from at least ``MIN_TRIALS_FOR_IMPORTANCES`` completed trials; with
+    fewer, ``log`` (a callable) is told why they are missing."""
     import matplotlib
+    from optuna.trial import TrialState
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -554,6 +563,14 @@ def save_plots(study: Any, directory: Path) -> list[Path]:
         ("optimization_history", ovm.plot_optimization_history),
         ("param_importances", ovm.plot_param_importances),
     )
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if complete < MIN_TRIALS_FOR_IMPORTANCES:
+        plots = plots[:1]
+        if log is not None:
+            log(
+                f"no parameter-importance plot: {complete} completed trial(s), importances need at "
+                f"least {MIN_TRIALS_FOR_IMPORTANCES}"
+            )
     for name, draw in plots:
         with house_style():
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,23 @@ def test_tune_show_and_run_with_tuned_params(tmp_path, monkeypatch):
     assert record["fusion_params"] == doc["params"] and record["train_overrides"] == doc["train"]
     # Seed 0 of the tuned run retrains the best trial exactly (same seed, same parameters).
     assert record["metrics"]["dev"]["weighted_f1"] == pytest.approx(out["best"]["value"], abs=1e-9)
+
+    # One more trial, as a table: the retrain hint keeps --max-epochs, unset parameters get no row,
+    # and 4 finished trials are too few for an importance plot (said on stderr).
+    more = runner.invoke(
+        app, [*args[:3], "--trials", "1", *args[5:], "--plots", "plots2"], env={"COLUMNS": "200"}
+    )
+    assert more.exit_code == 0, _message(more)
+    hint = " ".join(more.stdout.split())
+    assert (
+        "retrain on every protocol seed with: mmbench run --fusion concat --dataset synthetic --max-epochs 2"
+        in hint
+    )
+    assert not re.search(r"\w+\s+None\s+None", more.stdout)
+    assert "no parameter-importance plot: 4 completed trial(s)" in " ".join(more.stderr.split())
+    assert sorted(p.name for p in (tmp_path / "plots2").glob("*.png")) == [
+        f"{out['study_name']}-optimization_history.png"
+    ]
 
 
 @pytest.mark.parametrize(

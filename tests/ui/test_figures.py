@@ -129,7 +129,7 @@ def test_optuna_figures_in_the_house_style(tmp_path, checked):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="demo", direction="maximize")
-    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) + t.suggest_int("d", 1, 4) / 10, 6)
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) + t.suggest_int("d", 1, 4) / 10, 12)
     written = save_plots(study, tmp_path)
     assert [p.name for p in written] == ["demo-optimization_history.png", "demo-param_importances.png"]
     _assert_figures(tmp_path, [p.name for p in written])
