@@ -75,8 +75,12 @@ def inspect_command(
         if fmt == OutputFormat.json:
             print_json({**result.summary, "report": {k: str(out_dir / v) for k, v in files.items()}})
             return
-        for part in rich_summary(result.summary, out_dir):
+        for part in rich_summary(result.summary, include_warnings=False):
             out_console.print(part)
+        from rich.markup import escape
+
+        for warning in result.summary["warnings"]:  # logs on stderr, results on stdout
+            reporter.log(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
 def register(app: typer.Typer) -> None:

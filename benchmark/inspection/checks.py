@@ -565,12 +565,15 @@ def project(
     pca_points, explained = {}, {}
     for name, x in panels.items():
         k = min(2, x.shape[1], len(train))
-        pca = PCA(n_components=k, random_state=seed).fit(x[train])
+        # A panel constant on train (e.g. one constant feature column) has no variance to share out:
+        # its explained-variance ratio is 0/0. Reported as 0, without numpy's divide warning.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pca = PCA(n_components=k, random_state=seed).fit(x[train])
         coords = pca.transform(x[idx])
         if k < 2:
             coords = np.pad(coords, ((0, 0), (0, 2 - k)))
         pca_points[name] = coords.astype(np.float32)
-        explained[name] = [round(float(v), 4) for v in pca.explained_variance_ratio_]
+        explained[name] = [round(float(np.nan_to_num(v)), 4) for v in pca.explained_variance_ratio_]
     points: dict[str, Any] = {
         "labels": data.labels[idx],
         "splits": split_of[idx].astype(str),

@@ -408,8 +408,11 @@ def write_report(result: Inspection, out_dir: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------ terminal
 
 
-def rich_summary(summary: dict[str, Any], report_dir: Path | None = None) -> list[Any]:
-    """Rich renderables for the terminal: classes, modalities, splits, probes, verdict, warnings."""
+def rich_summary(
+    summary: dict[str, Any], report_dir: Path | None = None, include_warnings: bool = True
+) -> list[Any]:
+    """Rich renderables for the terminal: classes, modalities, splits, probes, verdict, and (with
+    ``include_warnings``) the warnings; the CLI prints warnings and the report path on stderr."""
     from rich.table import Table
     from rich.text import Text
 
@@ -475,7 +478,7 @@ def rich_summary(summary: dict[str, Any], report_dir: Path | None = None) -> lis
         t.add_row(*(str(v) for v in row))
     parts.append(t)
     parts.append(Text.from_markup(f"[bold]verdict:[/bold] {p['verdict']}"))
-    for w in s["warnings"]:
+    for w in s["warnings"] if include_warnings else []:
         parts.append(Text.from_markup("[yellow]warning:[/yellow] ") + Text(w))
     if report_dir is not None:
         parts.append(Text(f"report: {Path(report_dir) / REPORT_MD}"))
