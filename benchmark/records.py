@@ -3,6 +3,11 @@
 Files are written atomically (temporary file in the same folder, fsync, rename), so a run
 killed at any moment leaves either the complete old state or the complete new one: a reader
 never sees half a record. Test predictions are stored beside each record.
+
+``RunRecord`` is the typed schema of a record file (published as ``docs/record.schema.json``).
+Every reader loads records through ``load_record`` / ``load_records``, which check them against
+it: known keys are type-checked, unknown keys are kept (records written by newer versions still
+load), and a malformed record is a ``DataError`` naming the file.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmbench.errors import DataError
 
 SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
@@ -62,6 +71,165 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+class _Part(BaseModel):
+    """A typed part of a record: known keys strictly typed (no "0.5" for 0.5), unknown keys kept."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class ClassMetrics(_Part):
+    """One class of ``metrics.<split>.per_class`` (sklearn's classification report)."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class SplitMetrics(_Part):
+    """``metrics.dev`` / ``metrics.test``: classification metrics of one split (``mmbench.metrics``)."""
+
+    accuracy: float
+    weighted_f1: float
+    macro_f1: float
+    per_class: dict[str, ClassMetrics] = Field(default_factory=dict)
+    #: rows = true class, columns = predicted class, in ``class_names`` order
+    confusion_matrix: list[list[int]] = Field(default_factory=list)
+
+
+class EpochLog(_Part):
+    """One entry of ``history``: the epoch (1-based), its mean train loss, the dev metric, the lr."""
+
+    epoch: int
+    train_loss: float | None = None
+    lr: float | None = None
+
+
+class Efficiency(_Part):
+    """Cost of the run: parameters, training time (s), throughput (samples/s), peak memory (bytes)."""
+
+    params: int
+    train_seconds: float | None = None
+    train_samples_per_second: float | None = None
+    peak_memory_bytes: int | None = None
+    inference_ms_per_sample: float | None = None
+
+
+class EncoderInfo(_Part):
+    """How one modality was encoded: encoder name, full identity (the cache key), mode, options."""
+
+    name: str
+    identity: dict[str, Any] | None = None
+    mode: str | None = None
+    cache: str | None = None
+    options: dict[str, Any] | None = None
+    seconds: float | None = None
+
+
+class Execution(_Part):
+    """Numerics of the run that do not enter the protocol fingerprint."""
+
+    precision: str
+    compile: bool
+
+
+class Failure(_Part):
+    """Why a run failed (``status == "failed"``) and at which epoch, when known."""
+
+    reason: str
+    epoch: int | None = None
+
+
+class Environment(_Part):
+    """Versions and hardware of the run (python, torch, mmbench, plugins, device, git commit)."""
+
+    python: str | None = None
+    torch: str | None = None
+    mmbench: str | None = None
+    device: str | None = None
+    git_commit: str | None = None
+    plugins: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RunRecord(_Part):
+    """One run record file (``<dataset>__<fusion>__<protocol fp>__<params tag>__seed<N>.json``).
+
+    The runner writes the dict (``mmbench.runner.run.run_one``); this model checks it when read.
+    Keys added by later versions load as extra keys. Fields without a default are required.
+    """
+
+    schema_version: int
+    status: str = Field(description="ok | failed")
+    dataset: str
+    fusion: str
+    seed: int
+    protocol: dict[str, Any] = Field(description="the resolved protocol (see mmbench.protocol)")
+    protocol_fingerprint: str
+    dataset_fingerprint: str
+    encoders: dict[str, EncoderInfo]
+    class_names: list[str]
+    metrics: dict[str, SplitMetrics] = Field(description="dev and test; empty for a failed run")
+    best_epoch: int | None
+    history: list[EpochLog]
+    efficiency: Efficiency
+    n_train: int
+    n_dev: int
+    n_test: int
+    environment: Environment
+    created_at: str = Field(description="ISO 8601 time in UTC, seconds")
+    fusion_params: dict[str, Any] = Field(default_factory=dict)
+    tuning: dict[str, Any] | None = None
+    train_overrides: dict[str, Any] = Field(default_factory=dict)
+    params_tag: str | None = None
+    budget_cut: bool = False
+    train_config: dict[str, Any] | None = None
+    execution: Execution | None = None
+    oom_retries: int = 0
+    data_path: str | None = None
+    data_meta: dict[str, Any] = Field(default_factory=dict)
+    duplicates: dict[str, Any] | None = None
+    epochs_run: int | None = None
+    stopped_early: bool | None = None
+    failure: Failure | None = None
+    predictions_file: str | None = None
+    checkpoint_file: str | None = None
+
+    @model_validator(mode="after")
+    def _ok_runs_have_metrics(self) -> RunRecord:
+        if self.status == "ok" and not {"dev", "test"} <= set(self.metrics):
+            raise ValueError("a run with status 'ok' needs metrics.dev and metrics.test")
+        return self
+
+
+def record_schema() -> dict[str, Any]:
+    """The JSON Schema of ``RunRecord`` (committed as ``docs/record.schema.json``)."""
+    schema = RunRecord.model_json_schema()
+    schema["$id"] = "https://mmbench/record.schema.json"
+    schema["description"] = (RunRecord.__doc__ or "").strip().splitlines()[0]
+    return schema
+
+
+def record_schema_text() -> str:
+    return json.dumps(record_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def check_record(record: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """``record`` unchanged if it matches ``RunRecord``.
+
+    Raises:
+        DataError: naming ``path`` and the first key that is missing or of the wrong type.
+    """
+    try:
+        RunRecord.model_validate(record)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "record"
+        given = "" if err["type"] == "missing" else f", got {err['input']!r}"[:200]
+        message = err["msg"].removeprefix("Value error, ")
+        raise DataError(f"not a valid mmbench run record: {key}: {message}{given}", path=path) from None
+    return record
+
+
 def record_stem(dataset: str, fusion: str, protocol_fp: str, tag: str, seed: int) -> str:
     """File stem that identifies a run; equal runs map to equal names (sweeps skip them)."""
     return f"{dataset}__{fusion}__{protocol_fp}__{tag}__seed{seed}"
@@ -99,22 +267,37 @@ def is_record_file(path: Path) -> bool:
 
 
 def load_record(path: Path) -> dict[str, Any] | None:
-    """One record with ``_path`` set, or None if the file is missing, truncated or not a record."""
+    """One record (a dict) with ``_path`` set, checked against ``RunRecord``; None if the file is
+    missing, truncated or not a record at all (no ``schema_version`` and ``metrics``).
+
+    Raises:
+        DataError: the file is a record but a key is missing or of the wrong type (names the file).
+    """
     try:
         rec = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     if not isinstance(rec, dict) or "schema_version" not in rec or "metrics" not in rec:
         return None
+    check_record(rec, path)
     rec["_path"] = str(path)
     return rec
 
 
 def load_records(runs_dir: Path) -> list[dict[str, Any]]:
-    """All readable records under ``runs_dir`` (recursively), each with ``_path`` set.
+    """All records under ``runs_dir`` (recursively), each checked and with ``_path`` set.
 
-    Files that are not valid records (wrong schema, truncated JSON) are skipped: atomic writes
-    mean these are not mmbench's own, and a leaderboard must not read them.
+    Files that are not records (other JSON, truncated JSON) are skipped: atomic writes mean
+    these are not mmbench's own, and a leaderboard must not read them.
+
+    Raises:
+        DataError: a record file with a missing key or a value of the wrong type (names the file).
     """
     records = (load_record(p) for p in sorted(Path(runs_dir).rglob(f"*{RECORD_SUFFIX}")) if is_record_file(p))
     return [r for r in records if r is not None]
+
+
+if __name__ == "__main__":  # python -m mmbench.records > docs/record.schema.json
+    import sys
+
+    sys.stdout.write(record_schema_text())
