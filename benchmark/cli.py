@@ -30,7 +30,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    """Add every command module of ``mmbench.commands`` (each has ``register(app)``).
+    """Add every command module of ``mmbench.commands`` (each that has ``register(app)``).
 
     Command modules import only typer at import time; their heavy imports live inside the
     command functions, so ``--help`` never imports torch.
@@ -46,7 +46,8 @@ def _register_commands() -> None:
         if not m.name.startswith("_")
     ]
     for module in sorted(modules, key=lambda m: getattr(m, "ORDER", 100)):
-        module.register(app)
+        if hasattr(module, "register"):  # mmbench.commands.options declares options, no command
+            module.register(app)
 
 
 _register_commands()

@@ -5,18 +5,15 @@ from __future__ import annotations
 import contextlib
 import traceback
 from collections.abc import Iterator
-from enum import Enum
 from typing import Any
 
 import typer
 from rich.markup import escape
 
+from mmbench.commands.options import OutputFormat
 from mmbench.errors import EXIT_INTERNAL, MMBenchError, UsageError
 
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
+__all__ = ["OutputFormat", "cli_errors", "parse_encoders", "parse_seeds", "resolve_fusions", "split_csv"]
 
 
 @contextlib.contextmanager

@@ -6,34 +6,37 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors, resolve_fusions
 
 ORDER = 60
+#: Epochs per timed training run when --max-epochs is not given.
+BENCH_EPOCHS = 2
 
 BENCH_EPILOG = """
 [bold]Examples[/bold]
 
   mmbench bench                                   [dim]# every fusion on synthetic, table[/dim]
   mmbench bench --fusion cross_attention --format json
-  mmbench bench --epochs 3 --repeats 3 --set train.batch_size=256
+  mmbench bench --max-epochs 3 --repeats 3 --set train.batch_size=256
 """
 
 
 def bench(
-    fusion: Annotated[
-        str, typer.Option("--fusion", "-f", help="Fusion(s), comma-separated, or 'all'.")
-    ] = "all",
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "synthetic",
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="Protocol override key=value.")
-    ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs per timed training run.")] = 2,
+    fusion: opts.Fusions = "all",
+    dataset: opts.Dataset = "synthetic",
+    set_: opts.Overrides = None,
+    max_epochs: opts.MaxEpochs = None,
     repeats: Annotated[int, typer.Option(help="Timed runs per loop (median reported).")] = 3,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: opts.Device = opts.DEVICE_DEFAULT,
     cli: Annotated[bool, typer.Option("--cli/--no-cli", help="Also time `mmbench --help`/`list`.")] = True,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
+    epochs: opts.DeprecatedEpochs = None,
 ) -> None:
-    """Measure trainer vs bare-loop samples/s, inference time, peak memory and size per fusion."""
+    """Measure trainer vs bare-loop samples/s, inference time, peak memory and size per fusion.
+
+    Each timed training run trains --max-epochs epochs (default 2).
+    """
     with cli_errors():
         from datetime import datetime, timezone
 
@@ -43,8 +46,9 @@ def bench(
         from mmbench.tools.bench import bench_fusion, cli_startup, environment_line
         from mmbench.ui.console import RichReporter, out_console, print_json
 
+        epochs = epochs if epochs is not None else max_epochs if max_epochs is not None else BENCH_EPOCHS
         if epochs < 1 or repeats < 1:
-            raise UsageError("--epochs and --repeats must be at least 1")
+            raise UsageError("--max-epochs and --repeats must be at least 1")
         registry = get_registry()
         fusions = resolve_fusions(fusion, registry)
         dev = resolve_device(device)

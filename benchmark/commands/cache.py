@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mmbench.commands._common import OutputFormat, cli_errors
+from mmbench.commands import options as opts
+from mmbench.commands._common import cli_errors
 
 ORDER = 80
 
@@ -31,7 +32,7 @@ def _root():  # noqa: ANN202 - a Path; imported lazily
 
 @app.command("list")
 def list_cache(
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Every cache entry with its size, last use and what it holds (oldest use first)."""
     with cli_errors():
@@ -44,7 +45,7 @@ def list_cache(
         root = _root()
         entries = scan(root)
         total = sum(e.size for e in entries)
-        if fmt == OutputFormat.json:
+        if fmt == opts.OutputFormat.json:
             print_json({"root": str(root), "bytes": total, "entries": [e.as_dict() for e in entries]})
             return
         table = Table(title=escape(f"mmbench cache: {root} ({fmt_size(total)}, {len(entries)} entries)"))

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import cli_errors, split_csv
 from mmbench.errors import UsageError
 
@@ -28,27 +29,13 @@ they regenerate boards/leaderboard.md byte for byte.
 
 
 def export(
-    runs: Annotated[
-        Path,
-        typer.Option(
-            "--runs", "-r", help="Folder of run records (searched recursively), or a bundle (.zip)."
-        ),
-    ] = Path("runs"),
+    runs: opts.RunsOrBundle = opts.RUNS_DEFAULT,
     output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write (.zip).")] = Path(
         "results.zip"
     ),
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", help="Dataset spec(s) NAME or NAME:PRESET, comma-separated."),
-    ] = None,
-    fingerprint: Annotated[
-        str | None,
-        typer.Option("--fingerprint", help="Only records whose protocol/dataset fingerprint starts so."),
-    ] = None,
-    include_budget_cut: Annotated[
-        bool,
-        typer.Option("--include-budget-cut", help="Also export runs trained below the protocol's budget."),
-    ] = False,
+    dataset: opts.DatasetFilter = None,
+    fingerprint: opts.Fingerprint = None,
+    include_budget_cut: opts.IncludeBudgetCut = False,
     title: Annotated[str | None, typer.Option(help="CITATION.cff title.")] = None,
     author: Annotated[
         list[str] | None,
@@ -57,8 +44,8 @@ def export(
     date: Annotated[
         str | None, typer.Option(help="CITATION.cff release date, YYYY-MM-DD (default: today, UTC).")
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of the boards' tie test.")] = 0.05,
-    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of the boards' tie test.")] = 1000,
+    alpha: opts.Alpha = opts.ALPHA_DEFAULT,
+    resamples: opts.Resamples = opts.RESAMPLES_DEFAULT,
 ) -> None:
     """Bundle run records with their boards, environment and CITATION.cff into one citable zip."""
     with cli_errors(), contextlib.ExitStack() as stack:

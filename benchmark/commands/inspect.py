@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors, parse_encoders
 
 ORDER = 15
@@ -22,32 +23,21 @@ INSPECT_EPILOG = """
 
 
 def inspect_command(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "synthetic",
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data file or folder (default: $MMBENCH_DATA).")
-    ] = None,
+    dataset: opts.Dataset = "synthetic",
+    data: opts.DataPath = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Report folder (default: inspect-<dataset>/)."),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", "-s", help="Protocol override key=value, repeatable (e.g. data.preset=unique)."
-        ),
-    ] = None,
-    protocol: Annotated[
-        Path | None, typer.Option("--protocol", help="A protocol YAML merged over the dataset's.")
-    ] = None,
-    encoder: Annotated[
-        list[str] | None, typer.Option("--encoder", "-e", help="MODALITY=NAME, repeatable.")
-    ] = None,
+    set_: opts.Overrides = None,
+    protocol: opts.ProtocolFile = None,
+    encoder: opts.Encoders = None,
     tsne: Annotated[bool, typer.Option("--tsne", help="Also draw t-SNE projections (slower).")] = False,
     max_points: Annotated[
         int, typer.Option("--max-points", help="Rows sampled for the projection plots.")
     ] = 3000,
     seed: Annotated[int, typer.Option(help="Seed of the plotting sample and of t-SNE.")] = 0,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Summarise a dataset before benchmarking on it: classes, features, splits, leaks, linear probes."""
     with cli_errors():

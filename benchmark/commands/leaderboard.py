@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import cli_errors, split_csv
 from mmbench.errors import UsageError
 
@@ -77,20 +78,9 @@ def regenerate_command(
 
 
 def leaderboard(
-    runs: Annotated[
-        Path,
-        typer.Option(
-            "--runs", "-r", help="Folder of run records (searched recursively), or a results bundle (.zip)."
-        ),
-    ] = Path("runs"),
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", help="Dataset spec(s) NAME or NAME:PRESET, comma-separated."),
-    ] = None,
-    fingerprint: Annotated[
-        str | None,
-        typer.Option("--fingerprint", help="Only records whose protocol/dataset fingerprint starts so."),
-    ] = None,
+    runs: opts.RunsOrBundle = opts.RUNS_DEFAULT,
+    dataset: opts.DatasetFilter = None,
+    fingerprint: opts.Fingerprint = None,
     fmt: Annotated[
         BoardFormat | None,
         typer.Option(
@@ -102,10 +92,7 @@ def leaderboard(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
-    include_budget_cut: Annotated[
-        bool,
-        typer.Option("--include-budget-cut", help="Also show runs trained below the protocol's budget (†)."),
-    ] = False,
+    include_budget_cut: opts.IncludeBudgetCut = False,
     plots: Annotated[
         bool, typer.Option("--plots", help="Write PNG charts beside the markdown --output and link them.")
     ] = False,
@@ -120,8 +107,8 @@ def leaderboard(
             help="Copy the table's records, with slim predictions, to this folder (for publishing).",
         ),
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of the tie test.")] = 0.05,
-    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of the tie test.")] = 1000,
+    alpha: opts.Alpha = opts.ALPHA_DEFAULT,
+    resamples: opts.Resamples = opts.RESAMPLES_DEFAULT,
     caption: Annotated[
         str | None, typer.Option(help="--format latex: the tables' caption (LaTeX source).")
     ] = None,
@@ -137,7 +124,7 @@ def leaderboard(
 ) -> None:
     """Rank fusion methods from run records: mean ± std over seeds, ties with the best, efficiency."""
     with cli_errors(), contextlib.ExitStack() as stack:
-        from mmbench.leaderboard.build import build_leaderboard
+        from mmbench import api
         from mmbench.leaderboard.bundle import open_runs
         from mmbench.leaderboard.render import (
             export_runs as do_export,
@@ -149,7 +136,7 @@ def leaderboard(
             render_markdown,
             rich_renderables,
         )
-        from mmbench.records import atomic_write_text, load_records
+        from mmbench.records import atomic_write_text
         from mmbench.ui.console import err_console, out_console
 
         if not 0 < alpha < 1:
@@ -184,14 +171,13 @@ def leaderboard(
         if run_plots and records_dir != runs:
             raise UsageError("--run-plots writes beside the records: give a folder, not a zip, with --runs")
         datasets = split_csv(dataset)
-        board = build_leaderboard(
-            load_records(records_dir),
+        board = api.leaderboard(
             records_dir,
-            datasets=datasets,
+            dataset=datasets,
             fingerprint=fingerprint,
             include_budget_cut=include_budget_cut,
             alpha=alpha,
-            n_resamples=resamples,
+            resamples=resamples,
         )
         command = regenerate_command(
             runs, datasets, fingerprint, fmt.value, output, include_budget_cut, plots, alpha, resamples, extra

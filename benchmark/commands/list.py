@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors
 from mmbench.errors import UsageError
 
@@ -25,7 +26,7 @@ class ListWhat(str, Enum):
 
 def list_(
     what: Annotated[ListWhat, typer.Argument(help="What to list.")] = ListWhat.all,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """List registered datasets, encoders, fusions, or plugin distributions (no torch import)."""
     with cli_errors():

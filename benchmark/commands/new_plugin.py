@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors
 
 ORDER = 90
@@ -42,7 +43,7 @@ def new_plugin(
     force: Annotated[
         bool, typer.Option("--force", help="Write into an existing non-empty folder, overwriting.")
     ] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Write a new plugin package: pyproject with the entry point, implementation, README, tests."""
     with cli_errors():

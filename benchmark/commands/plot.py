@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors, split_csv
 
 ORDER = 35
@@ -24,16 +24,12 @@ For each successful run: <stem>.confusion.png (test confusion matrix), <stem>.cu
 
 
 def plot(
-    runs: Annotated[
-        Path, typer.Option("--runs", "-r", help="Folder of run records (searched recursively).")
-    ] = Path("runs"),
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="Only these dataset spec(s), NAME or NAME:PRESET.")
-    ] = None,
+    runs: opts.Runs = opts.RUNS_DEFAULT,
+    dataset: opts.DatasetFilter = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redraw PNGs that are newer than their record.")
     ] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Draw confusion matrix, training curves and per-class F1 for every run record."""
     with cli_errors():

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors
 
 ORDER = 80
@@ -17,14 +18,15 @@ EPILOG = """
   mmbench reproduce runs/synthetic__concat__<fingerprint>__<tag>__seed0.json
   mmbench reproduce RECORD.json --format json
 
-Exit code 0 when every metric matches exactly, 1 when one differs.
+--device auto re-runs a CPU record on the CPU (where the metrics match exactly) and a CUDA
+record on CUDA when present. Exit code 0 when every metric matches exactly, 1 when one differs.
 """
 
 
 def reproduce(
     record: Annotated[Path, typer.Argument(help="A run record (JSON) written by `mmbench run`.")],
-    device: Annotated[str, typer.Option(help="cpu (exact) or cuda.")] = "cpu",
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    device: opts.Device = opts.DEVICE_DEFAULT,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Re-run one record from its stored protocol, parameters and seed; compare the metrics."""
     with cli_errors():

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors, split_csv
 
 ORDER = 45
@@ -21,15 +22,15 @@ EPILOG = """
 
 
 def robustness(
-    runs: Annotated[Path, typer.Option("--runs", help="Folder of run records.")] = Path("runs"),
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Only this dataset.")] = None,
-    fusion: Annotated[str | None, typer.Option("--fusion", "-f", help="Only this fusion.")] = None,
+    runs: opts.Runs = opts.RUNS_DEFAULT,
+    dataset: opts.DatasetFilter = None,
+    fusion: opts.FusionFilter = None,
     levels: Annotated[str, typer.Option(help="Noise levels (× train std), comma-separated.")] = (
         "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
     ),
     plots: Annotated[Path | None, typer.Option(help="Folder for PNG plots (curves, contributions).")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    device: opts.Device = opts.DEVICE_DEFAULT,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Evaluate stored best-dev checkpoints under missing and noisy modalities; write into records."""
     with cli_errors():

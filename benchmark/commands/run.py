@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import (
     OutputFormat,
     cli_errors,
     parse_encoders,
     parse_seeds,
-    resolve_fusions,
 )
-from mmbench.errors import UsageError
 
 ORDER = 10
 
@@ -30,90 +28,47 @@ RUN_EPILOG = """
 
 
 def run(
-    fusion: Annotated[
-        str, typer.Option("--fusion", "-f", help="Fusion(s), comma-separated, or 'all'.")
-    ] = "cross_attention",
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "synthetic",
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data file or folder (default: $MMBENCH_DATA).")
-    ] = None,
-    seeds: Annotated[
-        str | None, typer.Option(help="Seeds, e.g. 0,1,2 or 0-4 (default: the protocol's).")
-    ] = None,
-    max_epochs: Annotated[
-        int | None,
-        typer.Option("--max-epochs", help="Cap on epochs (a budget cut below the protocol is recorded)."),
-    ] = None,
-    encoder: Annotated[
-        list[str] | None, typer.Option("--encoder", "-e", help="MODALITY=NAME, repeatable.")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", "-s", help="Protocol override key=value, repeatable (e.g. train.lr=5e-4)."),
-    ] = None,
-    protocol: Annotated[
-        Path | None, typer.Option("--protocol", help="A protocol YAML merged over the dataset's.")
-    ] = None,
-    params: Annotated[
-        str | None,
-        typer.Option(
-            "--params", help="Fusion hyper-parameters: 'tuned' (from `mmbench tune`) or a YAML file."
-        ),
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    precision: Annotated[
-        str,
-        typer.Option(help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
-    ] = "auto",
-    compile_: Annotated[
-        bool,
-        typer.Option(
-            "--compile", help="Wrap the model's forward in torch.compile (helps on CUDA; slow to warm up)."
-        ),
-    ] = False,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for run records.")] = Path("runs"),
+    fusion: opts.Fusions = "cross_attention",
+    dataset: opts.Dataset = "synthetic",
+    data: opts.DataPath = None,
+    seeds: opts.Seeds = None,
+    max_epochs: opts.MaxEpochs = None,
+    encoder: opts.Encoders = None,
+    set_: opts.Overrides = None,
+    protocol: opts.ProtocolFile = None,
+    params: opts.Params = None,
+    device: opts.Device = opts.DEVICE_DEFAULT,
+    precision: opts.Precision = opts.PRECISION_DEFAULT,
+    compile_: opts.Compile = False,
+    out: opts.Out = opts.RUNS_DEFAULT,
     robustness: Annotated[
         bool, typer.Option("--robustness", help="Also run the robustness analysis on each trained model.")
     ] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Train and evaluate fusion methods on a dataset; write one record per (fusion, seed)."""
     with cli_errors():
-        from mmbench.registry import get_registry
-        from mmbench.runner.run import RunRequest, run_benchmark, summarize
+        from mmbench import api
         from mmbench.ui.console import RichReporter, print_json
 
-        if precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-        registry = get_registry()
-        request = RunRequest(
-            dataset=dataset,
-            fusions=resolve_fusions(fusion, registry),
+        result = api.run(
+            fusion,
+            dataset,
             seeds=parse_seeds(seeds),
-            data_path=data,
-            protocol_file=protocol,
+            data=data,
+            protocol=protocol,
             overrides=list(set_ or []),
             encoders=parse_encoders(encoder),
             max_epochs=max_epochs,
             device=device,
-            out_dir=out,
             precision=precision,
             compile=compile_,
+            out=out,
             params=params,
+            robustness=robustness,
+            reporter=RichReporter(),
         )
-        registry.get("dataset", dataset)
-        prep, records = run_benchmark(request, registry, RichReporter())
-        if robustness:
-            from mmbench.robustness.runs import analyse_records
-
-            analyse_records(
-                [r for r in records if r.get("status") == "ok"],
-                registry,
-                device=request.device if request.device != "auto" else "cpu",
-                reporter=RichReporter(),
-                pool=records,
-            )
-        summary = summarize(records)
+        prep, records, summary = result.prepared, result.records, result.summary
         if fmt == OutputFormat.json:
             print_json(
                 {

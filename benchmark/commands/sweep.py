@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import (
     OutputFormat,
     cli_errors,
     parse_encoders,
     parse_seeds,
-    resolve_fusions,
     split_csv,
 )
 
@@ -35,39 +34,19 @@ file beside its record; a lock whose process died (same host) or that has not be
 
 
 def sweep(
-    fusion: Annotated[
-        str, typer.Option("--fusion", "-f", help="Fusion(s), comma-separated, or 'all'.")
-    ] = "all",
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="Dataset spec(s) NAME or NAME:PRESET, comma-separated.")
-    ] = "synthetic",
-    seeds: Annotated[
-        str | None, typer.Option(help="Seeds, e.g. 0,1,2 or 0-4 (default: each protocol's).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", "-s", help="Protocol override key=value, repeatable (applies to every dataset)."
-        ),
-    ] = None,
-    max_epochs: Annotated[
-        int | None,
-        typer.Option("--max-epochs", help="Cap on epochs (a budget cut below the protocol is recorded)."),
-    ] = None,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data file or folder (default: $MMBENCH_DATA).")
-    ] = None,
-    encoder: Annotated[
-        list[str] | None, typer.Option("--encoder", "-e", help="MODALITY=NAME, repeatable.")
-    ] = None,
-    protocol: Annotated[
-        Path | None, typer.Option("--protocol", help="A protocol YAML merged over each dataset's.")
-    ] = None,
-    params: Annotated[
-        str | None, typer.Option("--params", help="Fusion hyper-parameters: 'tuned' or a YAML file.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for run records.")] = Path("runs"),
+    fusion: opts.Fusions = "all",
+    dataset: opts.DatasetSpecs = "synthetic",
+    seeds: opts.Seeds = None,
+    set_: opts.Overrides = None,
+    max_epochs: opts.MaxEpochs = None,
+    data: opts.DataPath = None,
+    encoder: opts.Encoders = None,
+    protocol: opts.ProtocolFile = None,
+    params: opts.Params = None,
+    device: opts.Device = opts.DEVICE_DEFAULT,
+    precision: opts.Precision = opts.PRECISION_DEFAULT,
+    compile_: opts.Compile = False,
+    out: opts.Out = opts.RUNS_DEFAULT,
     shard: Annotated[
         str | None, typer.Option("--shard", help="I/N: run the I-th of N interleaved parts of the grid.")
     ] = None,
@@ -80,36 +59,34 @@ def sweep(
     stale_after: Annotated[
         float, typer.Option("--stale-after", help="Hours without a heartbeat after which a lock is stale.")
     ] = 6.0,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Run every (dataset, fusion, seed) of a grid that has no record yet; one record per cell."""
     with cli_errors():
-        from mmbench.errors import UsageError
-        from mmbench.registry import get_registry
-        from mmbench.runner.sweep import SweepRequest, parse_shard, run_sweep
+        from mmbench import api
+        from mmbench.runner.sweep import parse_shard
         from mmbench.ui.console import RichReporter, out_console, print_json
 
-        if stale_after <= 0:
-            raise UsageError(f"--stale-after must be positive, got {stale_after}")
-        registry = get_registry()
-        request = SweepRequest(
-            datasets=split_csv(dataset),
-            fusions=resolve_fusions(fusion, registry),
+        result = api.sweep(
+            fusion,
+            split_csv(dataset),
             seeds=parse_seeds(seeds),
-            data_path=data,
-            protocol_file=protocol,
+            data=data,
+            protocol=protocol,
             overrides=list(set_ or []),
             encoders=parse_encoders(encoder),
             max_epochs=max_epochs,
             device=device,
-            out_dir=out,
+            precision=precision,
+            compile=compile_,
+            out=out,
             save_checkpoints=checkpoints,
             params=params,
             shard=parse_shard(shard),
             stale_after_hours=stale_after,
             retry_failed=retry_failed,
+            reporter=RichReporter(),
         )
-        result = run_sweep(request, registry, RichReporter())
         counts = {s: result.count(s) for s in ("trained", "existing", "busy", "failed")}
         if fmt == OutputFormat.json:
             print_json(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mmbench.commands import options as opts
 from mmbench.commands._common import OutputFormat, cli_errors, parse_encoders
 
 ORDER = 40
@@ -32,8 +33,8 @@ failed, 2 bad input, 130 interrupted (resume with the same command).
 
 
 def tune(
-    fusion: Annotated[str, typer.Option("--fusion", "-f", help="The fusion to tune.")] = "cross_attention",
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "synthetic",
+    fusion: opts.Fusion = "cross_attention",
+    dataset: opts.Dataset = "synthetic",
     trials: Annotated[
         int | None,
         typer.Option(
@@ -71,25 +72,14 @@ def tune(
     sampler_seed: Annotated[
         int | None, typer.Option("--sampler-seed", help="Seed of the TPE sampler (reproducible proposals).")
     ] = None,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data file or folder (default: $MMBENCH_DATA).")
-    ] = None,
-    max_epochs: Annotated[
-        int | None, typer.Option("--max-epochs", help="Cap on epochs per trial (part of the protocol).")
-    ] = None,
-    encoder: Annotated[
-        list[str] | None, typer.Option("--encoder", "-e", help="MODALITY=NAME, repeatable.")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", "-s", help="Protocol override key=value, repeatable (fusion.* fixes a parameter)."
-        ),
-    ] = None,
-    protocol: Annotated[
-        Path | None, typer.Option("--protocol", help="A protocol YAML merged over the dataset's.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    data: opts.DataPath = None,
+    max_epochs: opts.MaxEpochs = None,
+    encoder: opts.Encoders = None,
+    set_: opts.Overrides = None,
+    protocol: opts.ProtocolFile = None,
+    device: opts.Device = opts.DEVICE_DEFAULT,
+    precision: opts.Precision = opts.PRECISION_DEFAULT,
+    compile_: opts.Compile = False,
     export: Annotated[
         Path | None,
         typer.Option("--export", help="Where to write the best parameters (default configs/tuned/D/F.yaml)."),
@@ -102,18 +92,17 @@ def tune(
         bool, typer.Option("--show", help="Only print a study from the storage (no training).")
     ] = False,
     top: Annotated[int, typer.Option("--top", help="How many of the best trials to list.")] = 10,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Tune a fusion's hyper-parameters on the dev split with Optuna; export the best ones."""
     with cli_errors():
         import optuna
 
+        from mmbench import api
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
-        from mmbench.runner.run import RunRequest
         from mmbench.tuning.storage import open_storage, storage_label
         from mmbench.tuning.study import (
-            TuneRequest,
             default_export_path,
             export_tuned,
             find_study_name,
@@ -121,10 +110,10 @@ def tune(
             save_plots,
             summarize_study,
         )
-        from mmbench.tuning.study import tune as run_tune
         from mmbench.ui.console import debug_enabled, err_console
 
         optuna.logging.set_verbosity(optuna.logging.WARNING if debug_enabled() else optuna.logging.ERROR)
+        api.check_precision(precision)
         if top < 1:
             raise UsageError(f"--top must be at least 1, got {top}")
         if trials is not None and total is not None:
@@ -139,31 +128,31 @@ def tune(
             name = study_name or find_study_name(store, dataset, fusion)
             study = load_study(store, name)
         else:
-            registry.get("dataset", dataset)
-            request = TuneRequest(
-                run=RunRequest(
-                    dataset=dataset,
-                    fusions=[fusion],
-                    data_path=data,
-                    protocol_file=protocol,
-                    overrides=list(set_ or []),
-                    encoders=parse_encoders(encoder),
-                    max_epochs=max_epochs,
-                    device=device,
-                ),
-                fusion=fusion,
-                trials=20 if trials is None and total is None and timeout is None else trials,
+            progress = _progress()
+            result = api.tune(
+                fusion,
+                dataset,
+                trials=trials,
                 total=total,
                 timeout=timeout,
                 storage=storage,
                 study_name=study_name,
-                space_file=space,
+                space=space,
                 pruner=pruner,
                 seed=seed,
                 sampler_seed=sampler_seed,
+                data=data,
+                protocol=protocol,
+                overrides=list(set_ or []),
+                encoders=parse_encoders(encoder),
+                max_epochs=max_epochs,
+                device=device,
+                precision=precision,
+                compile=compile_,
+                registry=registry,
+                reporter=progress,
+                callbacks=[_trial_logger(progress)],
             )
-            progress = _progress()
-            result = run_tune(request, registry, progress, callbacks=[_trial_logger(progress)])
             study, interrupted, ran = result.study, result.interrupted, result.ran
 
         summary = summarize_study(study, storage_label(storage), top=top)

@@ -53,10 +53,11 @@ def analyse_records(
     import torch
 
     from mmbench.runner.reproduce import request_from_record
-    from mmbench.runner.run import SilentReporter, build_model, prepare
+    from mmbench.runner.run import SilentReporter, build_model, prepare, resolve_device
     from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
+    device = resolve_device(device)  # "auto": CUDA when present
     usable = []
     for rec in records:
         ckpt = Path(rec["_path"]).parent / str(rec.get("checkpoint_file", ""))
@@ -163,10 +164,14 @@ def add_effective_robustness(records: list[dict[str, Any]], others: list[dict[st
 def analyse_runs(
     runs_dir: Path, registry: Any, dataset: str | None = None, fusion: str | None = None, **kw: Any
 ) -> list[dict[str, Any]]:
-    """``analyse_records`` over the records under ``runs_dir`` (optionally one dataset/fusion)."""
+    """``analyse_records`` over the records under ``runs_dir`` (optionally of some dataset spec(s)
+    ``NAME[:PRESET]``, comma-separated, and one fusion)."""
+    from mmbench.leaderboard.build import matches_spec
+
+    specs = [s.strip() for s in (dataset or "").split(",") if s.strip()]
     records = [
         r
         for r in load_records(runs_dir)
-        if (dataset is None or r["dataset"] == dataset) and (fusion is None or r["fusion"] == fusion)
+        if (not specs or any(matches_spec(r, s) for s in specs)) and (fusion is None or r["fusion"] == fusion)
     ]
     return analyse_records(records, registry, **kw)

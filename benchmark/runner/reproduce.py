@@ -49,8 +49,11 @@ def compare(original: dict[str, Any], again: dict[str, Any]) -> list[dict[str, A
     return rows
 
 
-def reproduce(record_path: Path, registry: Any, device: str = "cpu", reporter: Any = None) -> dict[str, Any]:
-    """Re-run the record at ``record_path``; return the comparison and both fingerprints."""
+def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: Any = None) -> dict[str, Any]:
+    """Re-run the record at ``record_path``; return the comparison and both fingerprints.
+
+    ``device="auto"`` re-runs a CPU record on the CPU and a CUDA record on CUDA when present.
+    """
     from mmbench.runner.run import run_benchmark
 
     original = load_record(record_path)
@@ -58,6 +61,9 @@ def reproduce(record_path: Path, registry: Any, device: str = "cpu", reporter: A
         raise DataError("not a readable mmbench run record", path=record_path)
     if original.get("status") != "ok":
         raise DataError("the record is of a failed run; there are no metrics to reproduce", path=record_path)
+    if device == "auto":  # the record's own device kind: a CPU record re-runs on the CPU (exact match)
+        recorded = str((original.get("environment") or {}).get("device") or "auto")
+        device = "cpu" if recorded == "cpu" else "auto"
     with tempfile.TemporaryDirectory(prefix="mmbench-reproduce-") as tmp:
         request = request_from_record(original, Path(tmp) / "protocol.yaml", Path(tmp) / "runs", device)
         prep, records = run_benchmark(request, registry, reporter)

@@ -280,6 +280,9 @@ class SweepRequest:
     encoders: dict[str, str] = field(default_factory=dict)
     max_epochs: int | None = None
     device: str = "auto"
+    #: ``--precision`` and ``--compile``: numerics of every cell (recorded, not fingerprinted).
+    precision: str = "auto"
+    compile: bool = False
     out_dir: Path = Path("runs")
     save_checkpoints: bool = True
     params: str | None = None
@@ -324,6 +327,8 @@ def run_request_for(request: SweepRequest, spec: str) -> Any:
         encoders=dict(request.encoders),
         max_epochs=request.max_epochs,
         device=request.device,
+        precision=request.precision,
+        compile=request.compile,
         out_dir=Path(request.out_dir) / spec_slug(spec),
         skip_existing=False,  # the sweep checks for records itself, under the cell's lock
         save_checkpoints=request.save_checkpoints,

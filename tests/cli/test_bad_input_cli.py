@@ -41,7 +41,7 @@ CASES = [
     (["run", "--format", "xml"], "xml"),
     # other commands
     (["list", "widgets"], "widgets"),
-    (["bench", "--epochs", "0"], "--epochs and --repeats must be at least 1"),
+    (["bench", "--max-epochs", "0"], "--max-epochs and --repeats must be at least 1"),
     (["bench", "--fusion", "nope"], "unknown fusion 'nope'"),
     (["robustness", "--runs", "no-such-folder"], "no such folder"),
     (["robustness", "--runs", ".", "--levels", "0,x"], "--levels expects"),
