@@ -1,4 +1,4 @@
-"""Base classes that plugin objects derive from: datasets, encoders and fusions.
+"""Base classes that plugin objects derive from: datasets, encoders, fusions and extractors.
 
 These are the plugin contracts (see ``docs/plugins.md``). The module imports no torch: a
 fusion's ``build`` imports it when a model is actually built.
@@ -6,14 +6,17 @@ fusion's ``build`` imports it when a model is actually built.
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import numpy as np
     import optuna
     from torch import nn
 
     from mmbench.data import InputSpec, MultimodalData
+    from mmbench.registry.registry import Entry
 
 
 class DatasetPlugin:
@@ -119,3 +122,125 @@ class FusionPlugin:
                 raise UsageError(f"unknown parameter fusion.{key} for {type(self).__name__}; known: {known}")
             params[key] = value
         return params
+
+
+# ---------------------------------------------------------------- extractors (``mmbench extract``)
+# Raw media (audio, video) -> one vector per utterance. Registered through the
+# ``mmbench_register_extractors`` hook with their modality and default output column;
+# ``mmbench.plugins.extractors`` re-exports these names for existing plugins.
+
+
+def extractor_entry(name: str, modality: str | None = None) -> Entry:
+    """The registry entry of extractor ``name`` (``entry.extra`` holds modality and column).
+
+    Unknown names and modality mismatches are usage errors.
+    """
+    from mmbench.errors import UsageError
+    from mmbench.registry import get_registry
+
+    entry = get_registry().get("extractor", name)
+    if modality is not None and modality != entry.extra["modality"]:
+        raise UsageError(
+            f"extractor {name!r} reads {entry.extra['modality']} media, not {modality!r}: "
+            f"use --encoder {entry.extra['modality']}={name}"
+        )
+    return entry
+
+
+def create_extractor(
+    name: str, options: dict[str, Any] | None = None, modality: str | None = None
+) -> Extractor:
+    """Build the extractor ``name`` with ``options`` (strings are converted to the options' types)."""
+    return extractor_entry(name, modality).load()(options or {})
+
+
+def library_versions(*names: str) -> dict[str, str | None]:
+    """Installed versions of the distributions that shape an extractor's numbers."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def coerce_option(name: str, option: str, value: Any, default: Any) -> Any:
+    """``value`` (a string from the command line) converted to the type of the option's ``default``.
+
+    Raises:
+        UsageError: the string does not read as that type (names the extractor and option).
+    """
+    if not isinstance(value, str) or default is None or isinstance(default, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            low = value.strip().lower()
+            if low not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(value)
+            return low in {"true", "1", "yes"}
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        from mmbench.errors import UsageError
+
+        raise UsageError(
+            f"extractor {name!r}: option {option}={value!r} must be a {type(default).__name__}"
+        ) from None
+    return value
+
+
+class Extractor:
+    """Base class: one media file in, one float32 array out (``[D]``, or ``[T, D]`` for sequences)."""
+
+    name: ClassVar[str] = ""
+    modality: ClassVar[str] = ""
+    #: bumped whenever the algorithm changes its numbers, so old shards are not reused
+    version: ClassVar[int] = 1
+    defaults: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    libraries: ClassVar[tuple[str, ...]] = ("numpy",)
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        from mmbench.errors import UsageError
+
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise UsageError(
+                f"extractor {self.name!r} has no option {unknown[0]!r}; "
+                f"options: {', '.join(sorted(self.defaults)) or '(none)'}"
+            )
+        self.options = {
+            k: coerce_option(self.name, k, options[k], d) if k in options else d
+            for k, d in self.defaults.items()
+        }
+        for key, allowed in self.choices.items():
+            if self.options[key] not in allowed:
+                raise UsageError(
+                    f"extractor {self.name!r}: {key}={self.options[key]!r} is not one of {', '.join(allowed)}"
+                )
+        self._ready = False
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the output; computable without loading a model."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "modality": self.modality,
+            "options": dict(self.options),
+            "libraries": library_versions(*self.libraries),
+        }
+
+    def setup(self) -> None:
+        """Load models or tables once before the first :meth:`extract` (no-op by default)."""
+
+    def ensure_ready(self) -> None:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+
+    def extract(self, path: Path) -> np.ndarray:
+        """Features of one media file as float32 ``[D]`` (or ``[T, D]``)."""
+        raise NotImplementedError

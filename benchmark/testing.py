@@ -125,13 +125,13 @@ def plugin_registry(*plugins: tuple[str, object]) -> Iterator[Any]:
     """
     from mmbench.registry import manager
 
-    previous = manager._cached
+    previous = manager.registry_state()
     registry, pm = manager.build_registry(plugins)
     manager.set_registry(registry, pm)
     try:
         yield registry
     finally:
-        manager._cached = previous
+        manager.restore_registry(previous)
 
 
 def _registry() -> Any:

@@ -56,7 +56,7 @@ def mmbench_register_extractors(registry: Registry) -> None:
     modality=..., column=...)``.
 
     Called once when the registry is built. ``target`` names a class deriving from
-    :class:`mmbench.plugins.extractors.Extractor`; ``mmbench extract --encoder MODALITY=NAME`` runs it.
+    :class:`mmbench.contracts.Extractor`; ``mmbench extract --encoder MODALITY=NAME`` runs it.
     """
 
 

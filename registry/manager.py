@@ -150,6 +150,18 @@ def set_registry(registry: Registry, pm: pluggy.PluginManager) -> None:
     _cached = (registry, pm)
 
 
+def registry_state() -> tuple[Registry, pluggy.PluginManager] | None:
+    """The installed ``(registry, plugin manager)``, or None before the first lookup (for
+    :func:`restore_registry` after a temporary :func:`set_registry`)."""
+    return _cached
+
+
+def restore_registry(state: tuple[Registry, pluggy.PluginManager] | None) -> None:
+    """Put back what :func:`registry_state` returned (None: rebuild from entry points when next used)."""
+    global _cached
+    _cached = state
+
+
 def call_lifecycle(hook_name: str, **kwargs: Any) -> None:
     """Call a lifecycle hook on every plugin; a plugin that raises fails with its name."""
     pm = get_plugin_manager()

@@ -60,7 +60,7 @@ class EncoderSpec:
 
 def parse_encoder_spec(text: str) -> EncoderSpec:
     """Parse ``MODALITY=NAME[:key=value,...][@COLUMN]`` (e.g. ``audio=mfcc:n_mfcc=13@V2``)."""
-    from mmbench.plugins.extractors import get_entry
+    from mmbench.contracts import extractor_entry
 
     usage = f"--encoder expects MODALITY=NAME[:key=value,...][@COLUMN] (e.g. audio=mfcc@V2), got {text!r}"
     modality, sep, rest = text.partition("=")
@@ -79,7 +79,7 @@ def parse_encoder_spec(text: str) -> EncoderSpec:
         if not eq or not key.strip():
             raise UsageError(f"{usage}: option {item!r} is not key=value")
         options[key.strip()] = value.strip()
-    entry = get_entry(name, modality)
+    entry = extractor_entry(name, modality)
     return EncoderSpec(modality, name, options, column or entry.extra["column"])
 
 
@@ -368,7 +368,7 @@ def run_extraction(
     cannot be decoded is listed in the result and in ``manifest.json`` and its row is left out
     of the table (``strict`` raises a ``DataError`` after writing everything else).
     """
-    from mmbench.plugins.extractors import create_extractor
+    from mmbench.contracts import create_extractor
 
     log = log or (lambda _m: None)
     specs = [parse_encoder_spec(e) if isinstance(e, str) else e for e in encoders]

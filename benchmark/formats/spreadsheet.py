@@ -554,7 +554,7 @@ def _cache_store(
     texts: dict[str, list[str]],
     seconds: float,
 ) -> None:
-    from mmbench.runner.encoding_cache import _store
+    from mmbench.runner.encoding_cache import store
 
     streams: dict[str, np.ndarray] = {
         "key": np.array([key]),
@@ -571,17 +571,17 @@ def _cache_store(
         streams[f"t{i}_data"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         streams[f"t{i}_offsets"] = offsets
     path, meta_path = _cache_paths(key)
-    _store(path, meta_path, streams, {"table": str(source), "sha256": sha}, seconds)
+    store(path, meta_path, streams, {"table": str(source), "sha256": sha}, seconds)
 
 
 def _cache_load(key: str) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, list[str]]] | None:
     """The cached parse for ``key``, or None when absent or not exactly as written (checksum, shapes)."""
-    from mmbench.runner.encoding_cache import _load_cached
+    from mmbench.runner.encoding_cache import load_cached
 
     path, meta_path = _cache_paths(key)
     if not (path.exists() and meta_path.exists()):
         return None
-    loaded = _load_cached(path, meta_path)
+    loaded = load_cached(path, meta_path)
     if loaded is None:
         return None
     streams = loaded[0]

@@ -81,7 +81,9 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def _load_cached(path: Path, meta_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+def load_cached(path: Path, meta_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """Streams and metadata of a cache entry (``.npz`` + ``.json``), or None if missing, corrupt
+    or not matching its recorded sha256."""
     try:
         meta = json.loads(meta_path.read_text())
         payload = path.read_bytes()
@@ -93,9 +95,10 @@ def _load_cached(path: Path, meta_path: Path) -> tuple[dict[str, np.ndarray], di
         return None
 
 
-def _store(
+def store(
     path: Path, meta_path: Path, streams: dict[str, np.ndarray], identity: dict, seconds: float
 ) -> None:
+    """Write a cache entry atomically: the arrays (``.npz``) and their sha256, shapes and identity."""
     buf = io.BytesIO()
     np.savez(buf, **streams)
     payload = buf.getvalue()
@@ -196,7 +199,7 @@ def encode_dataset(
             key = cache_key(identity, data.fingerprint, modality)
             path = cache_dir() / "features" / f"{key}.npz"
             meta_path = path.with_suffix(".json")
-            cached = _load_cached(path, meta_path) if path.exists() and meta_path.exists() else None
+            cached = load_cached(path, meta_path) if path.exists() and meta_path.exists() else None
             if cached is not None:
                 streams, meta = cached
                 entry["cache"] = "hit"
@@ -210,7 +213,7 @@ def encode_dataset(
                 log(f"{modality}: encoding with {name}")
                 streams = check_streams(encoder.encode(data, modality, options), data.n, name, modality)
                 seconds = time.perf_counter() - t0
-                _store(path, meta_path, streams, identity, seconds)
+                store(path, meta_path, streams, identity, seconds)
                 entry["cache"] = "miss"
                 log(f"{modality}: {name} encoded {data.n} samples in {seconds:.1f}s (cached as {key[:12]})")
         entry["seconds"] = round(time.perf_counter() - t0, 3)

@@ -282,7 +282,7 @@ def run_one(
         "protocol_fingerprint": prep.protocol_fingerprint,
     }
     train_overrides = dict((tuning or {}).get("train") or {})
-    outcome = _fit(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, train_overrides)
+    outcome = fit_run(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, train_overrides)
     trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
     status = "ok" if failure is None else "failed"
 
@@ -395,14 +395,15 @@ class FitOutcome:
     oom_retries: int
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's out-of-memory error (CUDA or otherwise)."""
     import torch
 
     oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
     return isinstance(exc, oom_type)
 
 
-def _fit(
+def fit_run(
     prep: Prepared,
     plugin: Any,
     spec: Any,
@@ -467,7 +468,7 @@ def _fit(
         except PluginError as exc:
             failure = {"reason": str(exc), "epoch": None}
         except Exception as exc:
-            if not _is_out_of_memory(exc) or train_cfg["batch_size"] <= 1:
+            if not is_out_of_memory(exc) or train_cfg["batch_size"] <= 1:
                 raise
             del model, trainer
             if dev_t.type == "cuda":

@@ -159,7 +159,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
     import optuna
     import torch
 
-    from mmbench.runner.run import _fit, _is_out_of_memory
+    from mmbench.runner.run import fit_run, is_out_of_memory
     from mmbench.training import tensors as tensor_mod
 
     prep, plugin = setup.prep, setup.plugin
@@ -197,7 +197,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
         outcome = None
         setup.guard.training = True
         try:
-            outcome = _fit(
+            outcome = fit_run(
                 prep, plugin, spec, params, setup.seed, dev_t, tensors, reporter, run_info, train_values
             )
         except optuna.TrialPruned:
@@ -206,7 +206,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
             trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
         except Exception as exc:
-            reason = "out of memory" if _is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}"
+            reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}"
             _fail(trial, reason)
         finally:
             setup.guard.training = False

@@ -80,7 +80,8 @@ def bundled_model_dir() -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-def _from_hf_cache(name: str) -> Path | None:
+def from_hf_cache(name: str) -> Path | None:
+    """The snapshot folder of ``name`` in the local Hugging Face cache, if it is there (no download)."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -112,7 +113,7 @@ def resolve_model_dir(model: str | None) -> Path:
         for candidate in (Path(models_root) / str(model), Path(models_root) / str(model).replace("/", "--")):
             if (candidate / "config.json").is_file():
                 return candidate
-    cached = _from_hf_cache(str(model))
+    cached = from_hf_cache(str(model))
     if cached is not None:
         return cached
     raise UsageError(

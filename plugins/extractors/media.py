@@ -165,9 +165,9 @@ def resolve_model_dir(extractor: str, model: str | None) -> Path:
         for candidate in (Path(root) / str(model), Path(root) / str(model).replace("/", "--")):
             if (candidate / "config.json").is_file():
                 return candidate.resolve()
-    from mmbench.plugins.encoders.hf_text import _from_hf_cache
+    from mmbench.plugins.encoders.hf_text import from_hf_cache
 
-    cached = _from_hf_cache(str(model))
+    cached = from_hf_cache(str(model))
     if cached is not None:
         return cached
     raise UsageError(

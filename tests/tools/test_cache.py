@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 
 from mmbench.cli import app
 from mmbench.errors import UsageError
-from mmbench.runner.encoding_cache import _store
+from mmbench.runner.encoding_cache import store
 from mmbench.tools.cache import parse_size, scan
 
 
 def _entry(root, section, key, kb, age_s, identity):
     path = root / section / f"{key}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _store(path, path.with_suffix(".json"), {"x": np.zeros((kb * 256,), np.float32)}, identity, 0.1)
+    store(path, path.with_suffix(".json"), {"x": np.zeros((kb * 256,), np.float32)}, identity, 0.1)
     stamp = 1_700_000_000 - age_s
     for p in (path, path.with_suffix(".json")):
         os.utime(p, (stamp, stamp))

@@ -12,7 +12,7 @@ tokenisation; model loading is excluded from both (it is the same one-off cost):
 The two are run alternately ``repeats`` times after one warm-up each; the median is reported,
 together with the largest absolute difference between their embeddings (a correctness check).
 
-API: :func:`text_encoder_speed` returns a JSON-able dict; ``python -m mmbench.tools.encoder_speed
+API: :func:`text_encoder_speed` returns a JSON-able dict; ``python -m mmbench.plugins.encoders.speed
 [--n 512] [--batch-size 64] [--max-length 128] [--model NAME_OR_FOLDER] [--device auto]`` prints it.
 """
 
