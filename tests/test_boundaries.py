@@ -118,3 +118,25 @@ def test_no_private_attribute_of_another_mmbench_module():
             ):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
     assert not bad, "private attributes of other modules:\n" + "\n".join(bad)
+
+
+#: Modules allowed past the size limit for now, with the branch that splits them.
+LARGE = {"mmbench.formats.spreadsheet": "split by the realdata branch"}
+
+
+def test_no_module_over_600_lines():
+    big = {
+        module: n
+        for path, module in ALL
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 600 and module not in LARGE
+    }
+    assert not big, f"modules over 600 lines (split them by capability): {big}"
+
+
+def test_every_package_is_listed_in_pyproject():
+    """A subpackage missing from pyproject's ``packages`` works in an editable install only."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {module for path, module in ALL if path.name == "__init__.py"}
+    assert packages - listed == set(), f"not in pyproject [tool.setuptools] packages: {packages - listed}"

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from mmbench.data import SPLITS
-from mmbench.inspection.checks import ALL, Inspection
+from mmbench.inspection.checks import Inspection
+from mmbench.inspection.probes import ALL
 from mmbench.records import atomic_write_bytes, atomic_write_text
 
 REPORT_MD = "report.md"

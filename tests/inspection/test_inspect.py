@@ -14,14 +14,8 @@ from mmbench.cli import app
 from mmbench.contracts import DatasetPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError
-from mmbench.inspection.checks import (
-    ALL,
-    inspect_data,
-    kappa_and_margin,
-    near_duplicates,
-    pooled,
-    probe_verdict,
-)
+from mmbench.inspection.checks import inspect_data, near_duplicates, pooled
+from mmbench.inspection.probes import ALL, kappa_and_margin, probe_verdict
 from mmbench.inspection.report import write_report
 from mmbench.plugins.datasets.synthetic import generate
 from mmbench.registry import Registry, hookimpl
