@@ -53,8 +53,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """The JSON text mmbench writes (indent 2, keys in insertion order, numpy values as numbers)."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(path, json_text(obj))
 
 
 def _json_default(obj: Any) -> Any:
@@ -191,6 +196,8 @@ class RunRecord(_Part):
     epochs_run: int | None = None
     stopped_early: bool | None = None
     failure: Failure | None = None
+    #: Added by ``mmbench robustness`` (or ``run --robustness``): missing/noisy-modality analysis.
+    robustness: dict[str, Any] | None = None
     predictions_file: str | None = None
     checkpoint_file: str | None = None
 
@@ -250,11 +257,15 @@ def checkpoint_path(record_file: Path) -> Path:
 def write_record(out_dir: Path, stem: str, record: dict[str, Any], predictions: dict[str, Any]) -> Path:
     """Write predictions first, then the record: a record on disk implies its predictions
     (and its checkpoint, which the runner writes before calling this). Sets
-    ``record["predictions_file"]``."""
+    ``record["predictions_file"]``. The record is checked against ``RunRecord`` first (a
+    ``pydantic.ValidationError`` is an internal error: mmbench wrote a record it cannot read)."""
     path = record_path(out_dir, stem)
-    atomic_write_json(predictions_path(path), predictions)
     record["predictions_file"] = predictions_path(path).name
-    atomic_write_json(path, record)
+    text = json_text(record)
+    # A record mmbench could not read back is a bug of the writer: fail before writing anything.
+    RunRecord.model_validate_json(text)
+    atomic_write_json(predictions_path(path), predictions)
+    atomic_write_text(path, text)
     return path
 
 

@@ -97,3 +97,44 @@ def test_cli_commands_call_the_api(monkeypatch, tmp_path):
     assert seen["fusion"] == "concat,late" and seen["seeds"] == [0, 1, 2]
     assert seen["overrides"] == ["train.lr=5e-4"] and seen["encoders"] == {"text": "tfidf"}
     assert seen["precision"] == "fp32" and seen["compile"] is True and seen["out"] == tmp_path / "o"
+
+
+def test_sweep_and_tune_carry_precision_and_compile_to_the_runs(tmp_path, monkeypatch):
+    """--precision/--compile of sweep and tune reach the run request (and so the records)."""
+    monkeypatch.chdir(tmp_path)
+    small = ["data.n_samples=300"]
+    result = mmbench.sweep(
+        "concat", "synthetic", seeds=[0], max_epochs=1, overrides=small, device="cpu", precision="fp32"
+    )
+    (cell,) = result.cells
+    record = mmbench.load_records(tmp_path / "runs")[0]
+    assert cell.status == "trained" and record["execution"] == {"precision": "fp32", "compile": False}
+    tuned = mmbench.tune(
+        "concat",
+        trials=1,
+        max_epochs=1,
+        overrides=small,
+        device="cpu",
+        precision="fp32",
+        storage=str(tmp_path / "study.db"),
+    )
+    assert tuned.ran == 1 and tuned.prep.request.precision == "fp32" and tuned.prep.request.compile is False
+
+
+@pytest.mark.parametrize("function", ["sweep", "tune"])
+def test_compile_reaches_the_request(function, monkeypatch):
+    import mmbench.runner.sweep as sweep_mod
+    import mmbench.tuning.study as study_mod
+
+    seen = []
+
+    def capture(request, *args, **kwargs):
+        seen.append(request)
+        raise UsageError("captured")
+
+    monkeypatch.setattr(sweep_mod, "run_sweep", capture)
+    monkeypatch.setattr(study_mod, "tune", capture)
+    with pytest.raises(UsageError, match="captured"):
+        getattr(mmbench, function)("concat", compile=True, precision="bf16")
+    run = seen[0] if function == "sweep" else seen[0].run
+    assert (run.compile, run.precision) == (True, "bf16")

@@ -88,3 +88,17 @@ def test_cli_readers_exit_2_on_a_malformed_record(one_record, tmp_path, command,
     message = " ".join(result.output.split())
     assert result.exit_code == 2, message
     assert one_record.name in message and "seed" in message and "Traceback" not in message
+
+
+def test_write_record_refuses_a_record_it_could_not_read_back(one_record, tmp_path):
+    from pydantic import ValidationError
+
+    from mmbench.records import write_record
+
+    rec = json.loads(one_record.read_text())
+    out = tmp_path / "written"
+    path = write_record(out, "ok", dict(rec), {"y_true": [], "y_pred": []})
+    assert load_record(path)["seed"] == rec["seed"]
+    with pytest.raises(ValidationError):
+        write_record(out, "bad", {**rec, "seed": "0"}, {"y_true": [], "y_pred": []})
+    assert sorted(p.name for p in out.iterdir()) == ["ok.json", "ok.predictions.json"]
