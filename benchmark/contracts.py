@@ -1,4 +1,4 @@
-"""Base classes that plugin objects derive from: datasets, encoders, fusions and extractors.
+"""Base classes that plugin objects derive from: datasets, encoders, fusions, extractors, trackers.
 
 These are the plugin contracts (see ``docs/plugins.md``). The module imports no torch: a
 fusion's ``build`` imports it when a model is actually built.
@@ -6,9 +6,12 @@ fusion's ``build`` imports it when a model is actually built.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from mmbench.registry import hookimpl
 
 if TYPE_CHECKING:
     import numpy as np
@@ -244,3 +247,65 @@ class Extractor:
     def extract(self, path: Path) -> np.ndarray:
         """Features of one media file as float32 ``[D]`` (or ``[T, D]``)."""
         raise NotImplementedError
+
+
+# ---------------------------------------------------------------- trackers (``--track NAME``)
+# Experiment trackers receive the lifecycle hooks of a command's runs; registered through
+# ``mmbench_register_trackers``; ``mmbench.runner.tracking`` activates them and re-exports this.
+
+
+class Tracker:
+    """Base class of tracker plugins. Override ``start``, ``epoch``, ``end`` and ``close``.
+
+    ``requires`` names the import (e.g. ``"tensorboard"``) and ``extra`` the pip extra
+    (``mmbench[tensorboard]``) checked before anything runs. ``out_dir`` is the command's output
+    folder (``--out``); ``log`` prints a line on stderr."""
+
+    name = "tracker"
+    requires: str | None = None
+    extra: str | None = None
+
+    def __init__(self, out_dir: Path, log: Callable[[str], None] | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.log: Callable[[str], None] = log or (lambda message: None)
+        self.sitting_out = False
+
+    # -------------------------------------------------------------- to override
+    def start(self, run: dict[str, Any]) -> None:
+        """A run starts (``run``: dataset, fusion, seed, protocol, protocol_fingerprint)."""
+
+    def epoch(self, run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
+        """An epoch ended: ``logs`` has train_loss, dev_loss, dev_<metric>, lr."""
+
+    def end(self, run: dict[str, Any], record: dict[str, Any]) -> None:
+        """The run's record is written (``record["status"]`` is ``ok`` or ``failed``)."""
+
+    def close(self) -> None:
+        """The command is done (flush files, stop background processes)."""
+
+    # -------------------------------------------------------------- hooks (guarded)
+    def guarded(self, where: str, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn``; an exception becomes a warning and the tracker sits out the rest of the run."""
+        if self.sitting_out:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.sitting_out = True
+            self.log(
+                f"warning: tracker {self.name!r} failed at {where} ({type(exc).__name__}: {exc}); "
+                "the run goes on without it"
+            )
+
+    @hookimpl
+    def mmbench_run_start(self, run: dict[str, Any]) -> None:
+        self.sitting_out = False
+        self.guarded("run start", self.start, run)
+
+    @hookimpl
+    def mmbench_epoch_end(self, run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
+        self.guarded(f"epoch {epoch}", self.epoch, run, epoch, logs)
+
+    @hookimpl
+    def mmbench_run_end(self, run: dict[str, Any], record: dict[str, Any]) -> None:
+        self.guarded("run end", self.end, run, record)

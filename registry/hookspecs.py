@@ -84,7 +84,7 @@ def mmbench_register_trackers(registry: Registry) -> None:
     """Register experiment trackers with ``registry.add_tracker(name, target, summary)``.
 
     Called once when the registry is built. ``target`` names a subclass of
-    ``mmbench.runner.tracking.Tracker``; it is created only when a command runs with
+    ``mmbench.contracts.Tracker``; it is created only when a command runs with
     ``--track NAME``, and then receives the lifecycle hooks of that command's runs.
     """
 

@@ -127,7 +127,7 @@ class Registry:
         self._add("extractor", name, target, summary, dict(extra, modality=modality, column=column))
 
     def add_tracker(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
-        """Register an experiment tracker (``--track NAME``): a ``mmbench.runner.tracking.Tracker``."""
+        """Register an experiment tracker (``--track NAME``): a ``mmbench.contracts.Tracker``."""
         self._add("tracker", name, target, summary, extra)
 
     # ----------------------------------------------------------------- lookups

@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mmbench.contracts import Tracker  # the base class of tracker plugins (re-exported here)
 from mmbench.errors import PluginError, UsageError
-from mmbench.registry import hookimpl
 
 Log = Callable[[str], None]
+
+__all__ = ["Tracker", "check_available", "final_metrics", "flat_params", "run_name", "tracking"]
 
 
 def run_name(run: dict[str, Any]) -> str:
@@ -66,63 +68,6 @@ def final_metrics(record: dict[str, Any]) -> dict[str, float]:
         if isinstance(value, int | float) and value is not None:
             out[f"efficiency_{key}"] = float(value)
     return out
-
-
-class Tracker:
-    """Base class of tracker plugins. Override ``start``, ``epoch``, ``end`` and ``close``.
-
-    ``requires`` names the import (e.g. ``"tensorboard"``) and ``extra`` the pip extra
-    (``mmbench[tensorboard]``) checked before anything runs. ``out_dir`` is the command's output
-    folder (``--out``); ``log`` prints a line on stderr."""
-
-    name = "tracker"
-    requires: str | None = None
-    extra: str | None = None
-
-    def __init__(self, out_dir: Path, log: Log | None = None) -> None:
-        self.out_dir = Path(out_dir)
-        self.log: Log = log or (lambda message: None)
-        self.sitting_out = False
-
-    # -------------------------------------------------------------- to override
-    def start(self, run: dict[str, Any]) -> None:
-        """A run starts (``run``: dataset, fusion, seed, protocol, protocol_fingerprint)."""
-
-    def epoch(self, run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
-        """An epoch ended: ``logs`` has train_loss, dev_loss, dev_<metric>, lr."""
-
-    def end(self, run: dict[str, Any], record: dict[str, Any]) -> None:
-        """The run's record is written (``record["status"]`` is ``ok`` or ``failed``)."""
-
-    def close(self) -> None:
-        """The command is done (flush files, stop background processes)."""
-
-    # -------------------------------------------------------------- hooks (guarded)
-    def guarded(self, where: str, fn: Callable[..., None], *args: Any) -> None:
-        """Call ``fn``; an exception becomes a warning and the tracker sits out the rest of the run."""
-        if self.sitting_out:
-            return
-        try:
-            fn(*args)
-        except Exception as exc:
-            self.sitting_out = True
-            self.log(
-                f"warning: tracker {self.name!r} failed at {where} ({type(exc).__name__}: {exc}); "
-                "the run goes on without it"
-            )
-
-    @hookimpl
-    def mmbench_run_start(self, run: dict[str, Any]) -> None:
-        self.sitting_out = False
-        self.guarded("run start", self.start, run)
-
-    @hookimpl
-    def mmbench_epoch_end(self, run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
-        self.guarded(f"epoch {epoch}", self.epoch, run, epoch, logs)
-
-    @hookimpl
-    def mmbench_run_end(self, run: dict[str, Any], record: dict[str, Any]) -> None:
-        self.guarded("run end", self.end, run, record)
 
 
 def check_available(name: str, cls: type) -> None:
