@@ -86,6 +86,23 @@ def mask_key(modality: str) -> str:
 class MultimodalData:
     """A labelled multimodal dataset with its own split.
 
+    Construct it with the five required fields; everything else is optional (``None`` or left out
+    means empty)::
+
+        MultimodalData(
+            name="my-data",
+            modalities={"audio": {"mfcc": np.zeros((6, 40), np.float32)},      # [N, D] per stream
+                        "visual": {"faces": np.zeros((6, 10, 512), np.float32)}},  # or [N, T, D]
+            labels=np.array([0, 1, 2, 0, 1, 2]),                                # int64 [N]
+            class_names=["neg", "neu", "pos"],
+            splits={"train": np.arange(4), "dev": np.array([4]), "test": np.array([5])},
+            raw={"text": ["so good", "fine", "awful", "ok", "meh", "great"]},   # encoded by the protocol
+            groups={"speaker": np.array(["a", "b", "a", "b", "a", "b"])},       # optional
+            lengths={"visual": np.array([10, 7, 10, 3, 10, 10])},               # optional, sequences
+        ).validate()
+
+    ``validate()`` raises ``DataError`` naming the field that breaks a rule below.
+
     Attributes:
         name: dataset name (the plugin's registry name).
         modalities: modality -> stream name -> float32 array ``[N, D]`` or ``[N, T, D]``.
@@ -118,6 +135,12 @@ class MultimodalData:
     in_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     positions: np.ndarray | None = None
     _fingerprint: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # The optional mappings may be given as None (documented as optional): the same as empty.
+        for name in ("groups", "raw", "lengths", "meta", "in_model"):
+            if getattr(self, name) is None:
+                setattr(self, name, {})
 
     # ------------------------------------------------------------------ shape
     @property

@@ -20,6 +20,7 @@ EPILOG = """
   mmbench run --fusion my-fusion --seeds 0 --max-epochs 2
   cd my-fusion && python -m pytest -q            [dim]# the generated conformance tests[/dim]
   mmbench new-plugin my-data --kind dataset --output plugins/my-data
+  mmbench new-plugin my-texts --kind dataset --text  [dim]# with a raw-text modality[/dim]
   mmbench new-plugin my-encoder --kind encoder
 
 NAME is the registered name (lowercase letters, digits, '-' or '_'). The package is the
@@ -43,6 +44,10 @@ def new_plugin(
     force: Annotated[
         bool, typer.Option("--force", help="Write into an existing non-empty folder, overwriting.")
     ] = False,
+    text: Annotated[
+        bool,
+        typer.Option("--text", help="Datasets: include a raw-text modality (utterance strings, TF-IDF)."),
+    ] = False,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Write a new plugin package: pyproject with the entry point, implementation, README, tests."""
@@ -51,7 +56,7 @@ def new_plugin(
         from mmbench.tools.scaffold import generate
         from mmbench.ui.console import out_console, print_json
 
-        target, names, files = generate(name, kind, output, force, registry=get_registry())
+        target, names, files = generate(name, kind, output, force, registry=get_registry(), text=text)
         if fmt == OutputFormat.json:
             print_json(
                 {

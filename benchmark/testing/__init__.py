@@ -24,10 +24,15 @@ plugin objects for tests that do not install anything.
 """
 
 from mmbench.robustness.analysis import missing_key
-from mmbench.testing.dataset import DatasetCase, DatasetConformance, load_dataset
+from mmbench.testing.dataset import (
+    DatasetCase,
+    DatasetConformance,
+    check_package_data_in_wheel,
+    load_dataset,
+)
 from mmbench.testing.encoder import EncoderCase, EncoderConformance
 from mmbench.testing.examples import example_batch, example_data, example_spec, plugin_registry
-from mmbench.testing.fusion import FusionCase, FusionConformance
+from mmbench.testing.fusion import FusionCase, FusionConformance, assert_batch_independent
 
 __all__ = [
     "DatasetCase",
@@ -36,6 +41,8 @@ __all__ = [
     "EncoderConformance",
     "FusionCase",
     "FusionConformance",
+    "assert_batch_independent",
+    "check_package_data_in_wheel",
     "example_batch",
     "example_data",
     "example_spec",

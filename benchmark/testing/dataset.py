@@ -16,7 +16,18 @@ from mmbench.testing.examples import check_listed, current_registry
 
 @dataclass
 class DatasetCase:
-    """What to test: a registered dataset, its ``--data`` path and ``--set`` overrides."""
+    """What to test: a registered dataset, its ``--data`` path and ``--set`` overrides.
+
+    Args:
+        name: the dataset's registered name (``mmbench list datasets``).
+        path: what ``--data`` would be (a file or folder), or None for datasets that need no files.
+        overrides: ``--set`` style protocol overrides, e.g. ``("data.n_samples=300",)``.
+        distribution: the pip distribution expected to register it (checked by ``test_registered``),
+            or None to skip that check.
+
+    Example: ``DatasetCase("meld", path="data/meld", overrides=("data.classes=sentiment",))``; in a
+    ``DatasetConformance`` subclass, set the class attributes of the same names instead.
+    """
 
     name: str
     path: str | Path | None = None
@@ -53,13 +64,15 @@ class DatasetConformance:
     distribution: ClassVar[str | None] = None
 
     @pytest.fixture(scope="class")
-    def dataset_case(self) -> DatasetCase:
-        if not self.dataset_name:
-            pytest.fail(f"{type(self).__name__} must set dataset_name (or override the dataset_case fixture)")
-        return DatasetCase(self.dataset_name, self.data_path, tuple(self.overrides), self.distribution)
+    @classmethod  # pytest 10 refuses class-scoped fixtures as instance methods
+    def dataset_case(cls) -> DatasetCase:
+        if not cls.dataset_name:
+            pytest.fail(f"{cls.__name__} must set dataset_name (or override the dataset_case fixture)")
+        return DatasetCase(cls.dataset_name, cls.data_path, tuple(cls.overrides), cls.distribution)
 
     @pytest.fixture(scope="class")
-    def loaded(self, dataset_case: DatasetCase) -> tuple[MultimodalData, MultimodalData]:
+    @classmethod  # pytest 10 refuses class-scoped fixtures as instance methods
+    def loaded(cls, dataset_case: DatasetCase) -> tuple[MultimodalData, MultimodalData]:
         """The dataset loaded twice (fingerprint stability), the first copy validated."""
         plugin = dataset_case.plugin()
         if dataset_case.path is None and getattr(plugin, "needs_data", False):
@@ -142,4 +155,43 @@ class DatasetConformance:
         assert not report.total, report.describe()
 
 
-# ----------------------------------------------------------------------------------- encoders
+# ----------------------------------------------------------------------------------- packaging
+def check_package_data_in_wheel(
+    project_dir: str | Path, out_dir: str | Path, suffix: str = ".yaml"
+) -> list[str]:
+    """Build the plugin project's wheel and fail, naming the fix, when a ``*.yaml`` file (a default
+    protocol) under ``src/`` is not inside it; return the wheel's file names.
+
+    The wheel is built by ``pip wheel --no-deps --no-build-isolation`` (nothing downloaded; needs
+    setuptools >= 70.1 in the environment). Without package data a protocol works from an editable
+    install and goes missing from every real one (``pip install mmbench-...``)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    project_dir, out_dir = Path(project_dir), Path(out_dir)
+    # Built from a clean copy: a build/ or *.egg-info left by an earlier build would hide the problem
+    # (and the project stays as it was).
+    source = out_dir / "source"
+    shutil.copytree(
+        project_dir, source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", ".*", "__pycache__")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out_dir),
+         str(source)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    wheels = sorted(out_dir.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        pytest.skip(f"cannot build a wheel of {project_dir} here (setuptools >= 70.1?): {proc.stderr[-500:]}")
+    names = zipfile.ZipFile(wheels[-1]).namelist()
+    src = project_dir / "src"
+    for data_file in sorted(src.rglob(f"*{suffix}")):
+        rel = data_file.relative_to(src).as_posix()
+        package = data_file.parent.relative_to(src).as_posix().replace("/", ".")
+        assert rel in names, (
+            f"{rel} is not inside the built wheel {wheels[-1].name}: declare it as package data in "
+            f'pyproject.toml:\n[tool.setuptools.package-data]\n{package} = ["{data_file.name}"]'
+        )
+    return names

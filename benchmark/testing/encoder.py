@@ -52,15 +52,16 @@ class EncoderConformance:
     distribution: ClassVar[str | None] = None
 
     @pytest.fixture(scope="class")
-    def encoder_case(self) -> EncoderCase:
-        if not self.encoder_name:
-            pytest.fail(f"{type(self).__name__} must set encoder_name (or override the encoder_case fixture)")
+    @classmethod  # pytest 10 refuses class-scoped fixtures as instance methods
+    def encoder_case(cls) -> EncoderCase:
+        if not cls.encoder_name:
+            pytest.fail(f"{cls.__name__} must set encoder_name (or override the encoder_case fixture)")
         return EncoderCase(
-            self.encoder_name,
-            self.modality,
-            dict(self.options),
-            [dict(v) for v in self.identity_variants],
-            self.distribution,
+            cls.encoder_name,
+            cls.modality,
+            dict(cls.options),
+            [dict(v) for v in cls.identity_variants],
+            cls.distribution,
         )
 
     def test_registered(self, encoder_case: EncoderCase) -> None:

@@ -95,11 +95,17 @@ def _mmbench_version() -> str:
     return __version__
 
 
-def render(names: PluginNames) -> dict[str, str]:
-    """The package's files: relative path -> text."""
+def render(names: PluginNames, text: bool = False) -> dict[str, str]:
+    """The package's files: relative path -> text. ``text`` (datasets only) adds a raw-text modality."""
     from mmbench.tools import scaffold_templates as t
 
+    if text and names.kind != "dataset":
+        raise UsageError(f"--text is for --kind dataset (a raw-text example), not --kind {names.kind}")
     values: dict[str, Any] = asdict(names)
+    values["text_constants"] = t.TEXT_CONSTANTS if text else ""
+    values["text_field"] = t.TEXT_FIELD if text else ""
+    values["text_encoder"] = t.TEXT_ENCODER if text else ""
+    values["text_build"] = t.TEXT_BUILD if text else ""
     values["mmbench_version"] = _mmbench_version()
     is_dataset = names.kind == "dataset"
     values["package_data"] = t.PACKAGE_DATA.substitute(values) if is_dataset else ""
@@ -136,11 +142,13 @@ def generate(
     output: Path | None = None,
     force: bool = False,
     registry: Any | None = None,
+    text: bool = False,
 ) -> tuple[Path, PluginNames, list[Path]]:
     """Write the plugin package into ``output`` (default ``./NAME``); returns folder, names, files.
 
     An existing non-empty folder is refused unless ``force``, which overwrites the generated
     files and leaves other files alone. With ``registry``, a name already registered is refused.
+    ``text`` (datasets): the generated data also has a raw-text modality, encoded by TF-IDF.
     """
     from mmbench.records import atomic_write_text
 
@@ -153,8 +161,9 @@ def generate(
     if target.is_dir() and any(target.iterdir()) and not force:
         raise UsageError(f"--output {target} exists and is not empty; use --force to overwrite its files")
     written = []
-    for rel, text in render(names).items():
+    files = render(names, text)  # refuses --text for other kinds before anything is written
+    for rel, content in files.items():
         path = target / rel
-        atomic_write_text(path, text)
+        atomic_write_text(path, content)
         written.append(path)
     return target, names, written

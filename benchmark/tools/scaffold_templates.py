@@ -185,6 +185,7 @@ DEFAULTS: dict[str, Any] = {"n_samples": 600, "generator_seed": 0}
 STEPS, SPLIT_SHARES = 6, (0.7, 0.15)
 
 
+$text_constants
 def generate(n_samples: int = 600, generator_seed: int = 0) -> MultimodalData:
     """Deterministic data: the same arguments always give the same arrays."""
     rng = np.random.default_rng(generator_seed)
@@ -203,7 +204,7 @@ def generate(n_samples: int = 600, generator_seed: int = 0) -> MultimodalData:
         "dev": np.sort(order[cut1:cut2]),
         "test": np.sort(order[cut2:]),
     }
-    return MultimodalData(
+$text_build    return MultimodalData(
         name=NAME,
         modalities={
             "audio": {"A": audio.astype(np.float32)},
@@ -212,7 +213,7 @@ def generate(n_samples: int = 600, generator_seed: int = 0) -> MultimodalData:
         labels=labels,
         class_names=list(CLASS_NAMES),
         splits={k: v.astype(np.int64) for k, v in splits.items()},
-        lengths={"visual": lengths},
+        lengths={"visual": lengths},$text_field
         ids=[f"{NAME}-{i:05d}" for i in range(n_samples)],
         meta={"source": f"{NAME} generator (n_samples={n_samples}, seed={generator_seed})"},
     )
@@ -248,7 +249,7 @@ DATASET_PROTOCOL = Template("""\
 # enter the protocol fingerprint.
 data:
   n_samples: 600
-  generator_seed: 0
+  generator_seed: 0$text_encoder
 train:
   max_epochs: 15
   batch_size: 64
@@ -355,8 +356,10 @@ class Test$class_name(FusionConformance):
     "dataset": Template('''\
 """Tests of the $name dataset: mmbench's conformance kit checks the DatasetPlugin contract."""
 
+from pathlib import Path
+
 from mmbench.registry import get_registry
-from mmbench.testing import DatasetConformance, load_dataset
+from mmbench.testing import DatasetConformance, check_package_data_in_wheel, load_dataset
 
 DISTRIBUTION = "$distribution"
 
@@ -373,6 +376,11 @@ def test_listed_by_mmbench() -> None:
 def test_n_samples_option() -> None:
     """The protocol's data options reach load()."""
     assert load_dataset("$name", overrides=["data.n_samples=90"]).n == 90
+
+
+def test_protocol_ships_in_the_wheel(tmp_path: Path) -> None:
+    """protocol.yaml is package data (pyproject.toml): a built wheel holds it."""
+    check_package_data_in_wheel(Path(__file__).resolve().parents[1], tmp_path)
 
 
 class Test$class_name(DatasetConformance):
@@ -464,3 +472,32 @@ The tests use the installed package, exactly as `mmbench run` finds it.
 | import package | `$module` |
 | entry point (plugin name) | `$name` in group `mmbench` |
 """)
+
+
+#: ``--text``: a raw-text modality (one utterance string per row), encoded by the protocol's encoder.
+TEXT_CONSTANTS = """\
+#: Raw text: a few words per class plus shared filler words. Real loaders put each utterance's
+#: transcript here (``raw={"text": [...]}``, one string per row, in row order); the protocol's
+#: ``encoders.text`` turns it into features (TF-IDF here; ``hf-text`` for a pretrained model).
+CLASS_WORDS = [["dull", "quiet", "calm"], ["steady", "plain", "usual"], ["loud", "bright", "wild"]]
+FILLER = ["the", "a", "day", "was", "so", "and", "it", "felt", "very"]
+
+
+def utterance(label: int, rng: np.random.Generator) -> str:
+    \"\"\"A short utterance: filler words with one or two words of its class.\"\"\"
+    words = list(rng.choice(FILLER, size=4)) + list(rng.choice(CLASS_WORDS[label], size=rng.integers(1, 3)))
+    rng.shuffle(words)
+    return " ".join(words)
+
+"""
+
+TEXT_FIELD = """
+        raw={"text": texts},"""
+
+TEXT_BUILD = """    texts = [utterance(int(y), rng) for y in labels]  # drawn last: the arrays are unchanged
+"""
+
+TEXT_ENCODER = """
+# The raw text modality is encoded by TF-IDF (fitted on the train split only; no download).
+encoders:
+  text: tfidf"""

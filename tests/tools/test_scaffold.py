@@ -33,6 +33,7 @@ from mmbench.testing import (
     EncoderConformance,
     FusionCase,
     FusionConformance,
+    check_package_data_in_wheel,
     load_dataset,
     plugin_registry,
 )
@@ -120,10 +121,10 @@ def test_default_folder_is_the_name(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------- generated files
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=[*KINDS, "dataset --text"])
 def generated(request, tmp_path) -> tuple[str, Path]:
-    kind = request.param
-    target, names, files = generate(NAMES[kind], kind, tmp_path / NAMES[kind])
+    kind, _, flag = request.param.partition(" ")
+    target, names, files = generate(NAMES[kind], kind, tmp_path / NAMES[kind], text=bool(flag))
     assert target == tmp_path / NAMES[kind] and all(f.is_file() for f in files)
     return kind, target
 
@@ -312,3 +313,33 @@ def test_registry_outside_the_fixtures_is_untouched():
     """The scaffold tests register nothing permanently."""
     registry, _ = build_registry()
     assert not set(NAMES.values()) & {n for k in KINDS for n in registry.names(k)}
+
+
+def test_text_dataset_has_raw_text_encoded_by_tfidf(tmp_path, monkeypatch):
+    target, names, _ = generate("my-texts", "dataset", tmp_path / "t", text=True)
+    monkeypatch.syspath_prepend(str(target / "src"))
+    module = importlib.import_module(f"{names.module}.dataset")
+    try:
+        data = module.generate(60, 0)
+        plain = generate("my-plain", "dataset", tmp_path / "p")[0]
+        assert len(data.raw["text"]) == 60 and all(isinstance(t, str) and t for t in data.raw["text"])
+        assert "encoders:\n  text: tfidf" in (target / "src" / names.module / "protocol.yaml").read_text()
+        assert "raw=" not in (plain / "src" / "mmbench_my_plain" / "dataset.py").read_text()
+    finally:
+        for key in [k for k in sys.modules if k.startswith(names.module)]:
+            del sys.modules[key]
+    res = runner.invoke(app, ["new-plugin", "x-fusion", "--text", "--output", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--text is for --kind dataset" in " ".join(res.output.split())
+
+
+def test_the_wheel_check_finds_a_protocol_left_out_of_package_data(tmp_path):
+    target, names, _ = generate("my-data", "dataset", tmp_path / "ok")
+    wheel = check_package_data_in_wheel(target, tmp_path / "w1")
+    assert f"{names.module}/protocol.yaml" in wheel
+    pyproject = target / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("[tool.setuptools.package-data]", "").replace(
+        f'{names.module} = ["protocol.yaml"]', ""
+    ))  # fmt: skip
+    fix = r"(?s)not inside the built wheel.*tool\.setuptools\.package-data"
+    with pytest.raises(AssertionError, match=fix):
+        check_package_data_in_wheel(target, tmp_path / "w2")
