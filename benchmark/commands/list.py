@@ -21,6 +21,7 @@ class ListWhat(str, Enum):
     encoders = "encoders"
     fusions = "fusions"
     extractors = "extractors"
+    trackers = "trackers"
     plugins = "plugins"
 
 

@@ -57,7 +57,10 @@ def robustness(
             reporter=RichReporter(),
         )
         if not done:
-            raise UsageError(f"no successful run with a checkpoint found under {runs}")
+            raise UsageError(
+                f"no successful run with a checkpoint found under {runs}: robustness analysis needs each "
+                "run's trained model (runs made with --no-checkpoints have none)"
+            )
         show_results(done, fmt, plots)
 
 

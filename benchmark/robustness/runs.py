@@ -63,8 +63,15 @@ def analyse_records(
         ckpt = Path(rec["_path"]).parent / str(rec.get("checkpoint_file", ""))
         if rec.get("status") == "ok" and rec.get("checkpoint_file") and ckpt.exists():
             usable.append(rec)
+        elif rec.get("status") == "ok" and not rec.get("checkpoint_file"):
+            reporter.log(
+                f"skip {Path(rec['_path']).name}: written without a checkpoint (--no-checkpoints); "
+                "robustness needs the trained model, so run it again without --no-checkpoints"
+            )
+        elif rec.get("status") == "ok":
+            reporter.log(f"skip {Path(rec['_path']).name}: its checkpoint {ckpt.name} is missing")
         else:
-            reporter.log(f"skip {Path(rec['_path']).name}: no successful run with a checkpoint")
+            reporter.log(f"skip {Path(rec['_path']).name}: the run failed")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for rec in usable:
         groups.setdefault(_group_key(rec), []).append(rec)

@@ -580,11 +580,11 @@ def save_plots(study: Any, directory: Path, log: Any = None) -> list[Path]:
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue  # e.g. importances need two completed trials with different parameters
             axes = [ax] if hasattr(ax, "figure") else list(ax.flat)
-            for each in axes:
-                restyle(each)
             if name == "optimization_history":
                 axes[0].set_ylabel(f"dev {study.user_attrs.get('metric', 'objective')}")
                 axes[0].set_title(f"{study.study_name}: optimisation history")
+            for each in axes:
+                restyle(each)
             fig = axes[0].figure
             fig.set_size_inches(7.2, 4.2)
             fig.tight_layout()

@@ -125,8 +125,9 @@ def restyle(ax: Any) -> None:
         ax.spines[side].set_visible(True)
         ax.spines[side].set_color("black")
     ax.title.set_fontsize(HOUSE_RC["axes.titlesize"])
-    ax.xaxis.label.set_fontsize(HOUSE_RC["axes.labelsize"])
-    ax.yaxis.label.set_fontsize(HOUSE_RC["axes.labelsize"])
+    for label in (ax.xaxis.label, ax.yaxis.label):
+        label.set_fontsize(HOUSE_RC["axes.labelsize"])
+        label.set_color("black")
     ax.tick_params(labelsize=HOUSE_RC["xtick.labelsize"], colors="black")
     for i, line in enumerate(ax.get_lines()):
         line.set_color(PALETTE[i % len(PALETTE)])
