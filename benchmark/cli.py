@@ -9,6 +9,7 @@ unless ``MMBENCH_DEBUG=1``. Heavy imports (torch) happen inside the commands tha
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -27,6 +28,33 @@ app = typer.Typer(
         "MMBENCH_DEBUG=1 shows tracebacks."
     ),
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import platform
+        from pathlib import Path
+
+        from mmbench import __version__
+
+        typer.echo(f"mmbench {__version__} (Python {platform.python_version()}, {Path(__file__).parent})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print mmbench's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def _register_commands() -> None:
