@@ -57,7 +57,7 @@ def extract_command(
     """Extract audio/visual features from raw media into a resumable, traceable feature table."""
     with cli_errors():
         from mmbench.extraction.extract import run_extraction
-        from mmbench.ui.console import RichReporter, out_console, print_json
+        from mmbench.ui.console import RichReporter, err_console, out_console, print_json
 
         reporter = RichReporter()
         result = run_extraction(
@@ -83,9 +83,9 @@ def extract_command(
         out_console.print(table)
         if result.errors:
             clips = len({e["id"] for e in result.errors})
-            out_console.print(f"{clips} clip(s) skipped; listed in {result.manifest}")
+            err_console.print(f"warning: {clips} clip(s) skipped; listed in {result.manifest}", markup=False)
         if result.sequence_columns:
-            out_console.print(
+            err_console.print(
                 f"Column(s) {', '.join(result.sequence_columns)} hold one sequence per utterance: the "
                 "iemocap/meld table readers take one vector per cell, so they are left out below."
             )
