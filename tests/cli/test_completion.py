@@ -13,7 +13,8 @@ from mmbench.cli import app
 
 def test_show_completion_prints_a_bash_script():
     res = CliRunner().invoke(app, ["--show-completion", "bash"])
-    assert res.exit_code == 0 and "_MMBENCH_COMPLETE=complete_bash" in res.output
+    assert res.exit_code == 0, (res.output, repr(res.exception))
+    assert "_MMBENCH_COMPLETE=complete_bash" in res.output
 
 
 def test_completion_answers_commands_and_options():
