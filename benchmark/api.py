@@ -113,6 +113,7 @@ def _request(
     out: str | Path = "runs",
     params: str | None = None,
     save_checkpoints: bool = True,
+    trackers: Sequence[str] = (),
 ) -> RunRequest:
     from mmbench.runner.run import RunRequest
 
@@ -131,6 +132,7 @@ def _request(
         compile=compile,
         save_checkpoints=save_checkpoints,
         params=params,
+        trackers=list(trackers),
     )
 
 
@@ -151,6 +153,7 @@ def run(
     params: str | None = None,
     save_checkpoints: bool = True,
     robustness: bool = False,
+    track: Sequence[str] = (),
     registry: Any = None,
     reporter: Reporter | None = None,
 ) -> RunResult:
@@ -158,7 +161,9 @@ def run(
     for every seed; write one record per (fusion, seed) under ``out`` (as ``mmbench run``).
 
     ``seeds`` defaults to the protocol's; ``overrides`` are ``--set`` strings (``"train.lr=5e-4"``);
-    ``encoders`` maps modality to encoder name; ``params`` is ``"tuned"`` or a YAML file.
+    ``encoders`` maps modality to encoder name; ``params`` is ``"tuned"`` or a YAML file;
+    ``track`` names experiment trackers (``"tensorboard"``, ``"mlflow"``, ``"wandb"``) fed during
+    training; ``save_checkpoints=False`` writes no weights (then ``robustness`` is refused).
 
     Raises:
         UsageError: unknown names, bad options or protocol values (DataError: bad data files).
@@ -169,6 +174,11 @@ def run(
     registry = _registry(registry)
     fusions = _names(fusion, registry)
     registry.get("dataset", dataset)
+    if robustness and not save_checkpoints:
+        raise UsageError(
+            "--robustness needs the trained models: drop --no-checkpoints (robustness reloads each "
+            "run's checkpoint)"
+        )
     request = _request(
         dataset,
         fusions,
@@ -184,6 +194,7 @@ def run(
         out=out,
         params=params,
         save_checkpoints=save_checkpoints,
+        trackers=[t.strip() for item in track for t in str(item).split(",") if t.strip()],
     )
     prep, records = run_benchmark(request, registry, reporter)
     if robustness:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,12 +26,57 @@ class ListWhat(str, Enum):
     plugins = "plugins"
 
 
+LIST_EPILOG = """
+[bold]Examples[/bold]
+
+  mmbench list                        [dim]# every kind[/dim]
+  mmbench list fusions
+  mmbench list 'synth*'               [dim]# names matching a shell-style pattern, in every kind[/dim]
+  mmbench list fusions '*attention*'  [dim]# one kind, filtered[/dim]
+  mmbench list plugins --format json
+"""
+
+
+def split_what(what: str, pattern: str | None, names: set[str] = frozenset()) -> tuple[ListWhat, str | None]:
+    """``list WHAT [PATTERN]``: WHAT is a kind (``fusions``, or ``fusion``) or, when it is not one,
+    a name pattern over every kind (``list 'synth*'``: wildcards, or a registered name in ``names``).
+    Anything else is a usage error (most likely a misspelt kind)."""
+    value = what.strip().lower()
+    listable = {w.value for w in ListWhat}
+    if value not in listable and f"{value}s" in listable:
+        value = f"{value}s"
+    if value in listable:
+        return ListWhat(value), pattern
+    kinds = ", ".join(w.value for w in ListWhat)
+    if pattern is not None or not (set("*?[") & set(what) or what in names):
+        raise UsageError(
+            f"{what!r} is not something to list ({kinds}) nor a name pattern such as 'synth*'; "
+            "use `mmbench list KIND [PATTERN]` or `mmbench list PATTERN`"
+        )
+    return ListWhat.all, what
+
+
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="What to list.")] = ListWhat.all,
+    what: Annotated[
+        str,
+        typer.Argument(
+            help="What to list: all, datasets, encoders, fusions, extractors, trackers or plugins; or a "
+            "name pattern such as 'synth*' (searched in every kind)."
+        ),
+    ] = "all",
+    pattern: Annotated[
+        str | None,
+        typer.Argument(help="Shell-style wildcard over the names of that kind, e.g. '*attention*'."),
+    ] = None,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
-    """List registered datasets, encoders, fusions, or plugin distributions (no torch import)."""
+    """List registered datasets, encoders, fusions, trackers or plugin distributions (no torch import)."""
     with cli_errors():
+        from mmbench.registry import get_registry
+        from mmbench.registry.registry import KINDS
+
+        registered = {n for k in KINDS for n in get_registry().names(k)}
+        what, pattern = split_what(what, pattern, registered)
         from rich.markup import escape
         from rich.table import Table
 
@@ -42,7 +88,11 @@ def list_(
 
         kinds = {f"{k}s": k for k in KINDS}
         if what == ListWhat.plugins:
-            rows = [p.as_dict() for p in registry.plugins]
+            rows = [
+                p.as_dict()
+                for p in registry.plugins
+                if pattern is None or fnmatch.fnmatchcase(p.name, pattern)
+            ]
             if fmt == OutputFormat.json:
                 print_json({"plugins": rows, "problems": registry.problems})
                 return
@@ -68,7 +118,16 @@ def list_(
         if what != ListWhat.all and what.value not in kinds:
             raise UsageError(f"nothing of kind {what.value!r} in this registry; kinds: {', '.join(kinds)}")
         selected = list(kinds) if what == ListWhat.all else [what.value]
-        data = {k: [e.as_dict() for e in registry.entries(kinds[k])] for k in selected}
+        data = {
+            k: [registry.get(kinds[k], n).as_dict() for n in registry.names(kinds[k], pattern)]
+            for k in selected
+        }
+        if pattern is not None:
+            if what == ListWhat.all:  # a pattern over every kind: only the kinds it matches
+                data = {k: v for k, v in data.items() if v} or data
+                selected = list(data)
+            if not any(data.values()):
+                err_console.print(f"nothing registered matches {pattern!r}", markup=False)
         if fmt == OutputFormat.json:
             print_json({**data, "problems": registry.problems})
             return
@@ -101,4 +160,4 @@ def _warn(console: Any, problems: list[str], shown: set[str | None] = frozenset(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list")(list_)
+    app.command("list", epilog=LIST_EPILOG)(list_)

@@ -75,6 +75,23 @@ Compile = Annotated[
     ),
 ]
 
+# What a run keeps and reports
+Checkpoints = Annotated[
+    bool,
+    typer.Option(
+        "--checkpoints/--no-checkpoints",
+        help="Save model weights beside each record (robustness analysis needs them).",
+    ),
+]
+Track = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--track",
+        help="Experiment tracker(s) fed during training: tensorboard, mlflow, wandb (`mmbench list "
+        "trackers`); repeatable or comma-separated. A tracker's error is a warning, not a failed run.",
+    ),
+]
+
 # Where results go and come from
 Out = Annotated[Path, typer.Option("--out", "-o", help="Folder for run records.")]
 Runs = Annotated[Path, typer.Option("--runs", "-r", help="Folder of run records (searched recursively).")]

@@ -24,6 +24,7 @@ RUN_EPILOG = """
   mmbench run --fusion unimodal --set fusion.modality=audio
   mmbench run --set data.preset=synergy --fusion concat,late --format json
   mmbench run --dataset iemocap --data Filtered_IMOCAP.xlsx
+  mmbench run --fusion concat --track tensorboard --no-checkpoints  [dim]# runs/tensorboard/[/dim]
 """
 
 
@@ -41,6 +42,8 @@ def run(
     precision: opts.Precision = opts.PRECISION_DEFAULT,
     compile_: opts.Compile = False,
     out: opts.Out = opts.RUNS_DEFAULT,
+    checkpoints: opts.Checkpoints = True,
+    track: opts.Track = None,
     robustness: Annotated[
         bool, typer.Option("--robustness", help="Also run the robustness analysis on each trained model.")
     ] = False,
@@ -65,6 +68,8 @@ def run(
             compile=compile_,
             out=out,
             params=params,
+            save_checkpoints=checkpoints,
+            track=list(track or []),
             robustness=robustness,
             reporter=RichReporter(),
         )

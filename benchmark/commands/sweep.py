@@ -50,9 +50,7 @@ def sweep(
     shard: Annotated[
         str | None, typer.Option("--shard", help="I/N: run the I-th of N interleaved parts of the grid.")
     ] = None,
-    checkpoints: Annotated[
-        bool, typer.Option("--checkpoints/--no-checkpoints", help="Save model weights beside each record.")
-    ] = True,
+    checkpoints: opts.Checkpoints = True,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Re-train cells whose record is a failed run.")
     ] = False,

@@ -46,7 +46,7 @@ def test_list_json_names_builtins():
 
 
 @pytest.mark.parametrize(
-    "args", [["list", "widgets"], ["leaderboard", "--format", "xml"], ["run", "--no-such-option"]]
+    "args", [["list", "--format", "xml"], ["leaderboard", "--format", "xml"], ["run", "--no-such-option"]]
 )
 def test_parser_errors_exit_2_without_traceback(args):
     """Option parsing errors raised by typer itself (not by mmbench) go through the console entry point."""
