@@ -51,6 +51,7 @@ def sweep(
         str | None, typer.Option("--shard", help="I/N: run the I-th of N interleaved parts of the grid.")
     ] = None,
     checkpoints: opts.Checkpoints = True,
+    track: opts.Track = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Re-train cells whose record is a failed run.")
     ] = False,
@@ -79,6 +80,7 @@ def sweep(
             compile=compile_,
             out=out,
             save_checkpoints=checkpoints,
+            track=list(track or []),
             params=params,
             shard=parse_shard(shard),
             stale_after_hours=stale_after,

@@ -289,6 +289,8 @@ class SweepRequest:
     shard: tuple[int, int] = (1, 1)
     stale_after_hours: float = DEFAULT_STALE_HOURS
     retry_failed: bool = False
+    #: ``--track``: experiment trackers active while this worker trains its cells.
+    trackers: list[str] = field(default_factory=list)
 
 
 class _Heartbeat:
@@ -371,7 +373,17 @@ class SweepResult:
 
 
 def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> SweepResult:
-    """Run this shard's cells of the grid, skipping finished ones and ones other workers hold."""
+    """Run this shard's cells of the grid, skipping finished ones and ones other workers hold
+    (with the request's trackers active)."""
+    from mmbench.runner.run import SilentReporter
+    from mmbench.runner.tracking import tracking
+
+    reporter = reporter or SilentReporter()
+    with tracking(request.trackers, registry, Path(request.out_dir), reporter.log):
+        return _run_cells(request, registry, reporter)
+
+
+def _run_cells(request: SweepRequest, registry: Any, reporter: Any) -> SweepResult:
     import torch
 
     from mmbench.records import load_record

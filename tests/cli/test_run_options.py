@@ -46,3 +46,26 @@ def test_track_tensorboard_from_the_command_line(tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     unknown = CliRunner().invoke(app, ["run", *TINY, "--track", "tensorbord", "--out", str(out)])
     assert unknown.exit_code == 2 and "tensorboard" in unknown.output  # did you mean
+
+
+def test_sweep_takes_track_too(tmp_path):
+    pytest.importorskip(
+        "tensorboard", reason="tensorboard not installed (pip install 'mmbench[tensorboard]')"
+    )
+    out = tmp_path / "sweep"
+    args = [
+        "sweep",
+        "--fusion",
+        "concat",
+        "--dataset",
+        "synthetic:synergy",
+        "--seeds",
+        "0",
+        "--max-epochs",
+        "2",
+    ]
+    args += ["--set", "data.n_samples=300", "--no-checkpoints", "--track", "tensorboard", "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (folder,) = (out / "tensorboard").iterdir()
+    assert folder.name.startswith("synthetic_synergy-concat-seed0-") and list(folder.glob("events.out.*"))
