@@ -56,3 +56,19 @@ def test_eta_is_the_remaining_epochs_at_the_mean_epoch_time():
     line = epoch_line("late seed 1", 10, 40, {"train_loss": 0.5, "dev_weighted_f1": 0.7, "lr": 5e-4}, 20.0)
     assert line.endswith("elapsed 20s eta<=1m00s")
     assert "lr=5.00e-04" in line
+
+
+def test_on_a_terminal_several_runs_get_an_overall_bar_with_eta():
+    buf = io.StringIO()
+    console = HouseConsole(file=buf, stderr=True, force_terminal=True, width=120)
+    reporter = RichReporter(console)
+    reporter.expect_runs(2)
+    for seed in (0, 1):
+        reporter.run_started(f"concat seed {seed}", 3)
+        for epoch in (1, 2, 3):
+            reporter.epoch_ended(epoch, {"train_loss": 1.0 / epoch, "dev_weighted_f1": 0.5, "lr": 1e-3})
+        reporter.run_ended(f"concat seed {seed}", {"status": "failed", "failure": {"reason": "test"}})
+    text = buf.getvalue()
+    assert "all runs" in text and "2/2" in text and "concat seed 1" in text
+    assert " epoch 1/3 " not in text  # bars on a terminal, not log lines
+    assert reporter.progress is None  # stopped after the last run
