@@ -140,3 +140,56 @@ def test_every_package_is_listed_in_pyproject():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     packages = {module for path, module in ALL if path.name == "__init__.py"}
     assert packages - listed == set(), f"not in pyproject [tool.setuptools] packages: {packages - listed}"
+
+
+def _top_level_imports(path: Path, module: str) -> set[str]:
+    """mmbench modules imported when ``module`` is imported (not inside functions or TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("mmbench"))
+            elif isinstance(node, ast.ImportFrom):
+                src = _absolute(node, module, path.name == "__init__.py")
+                if src.startswith("mmbench"):
+                    for a in node.names:
+                        found.add(f"{src}.{a.name}" if _is_module(f"{src}.{a.name}") else src)
+            elif isinstance(node, ast.If | ast.Try | ast.With):
+                for block in ("body", "orelse", "finalbody", "handlers"):
+                    for item in getattr(node, block, []) or []:
+                        visit(item.body if isinstance(item, ast.ExceptHandler) else [item])
+
+    visit(tree.body)
+    return found - {module}
+
+
+def test_no_import_cycles():
+    """Module-level imports between mmbench modules form no cycle (imports inside functions may)."""
+    graph = {module: _top_level_imports(path, module) for path, module in ALL}
+    assert {"mmbench.testing.fusion", "mmbench.robustness.analysis"} <= graph["mmbench.testing"]
+    assert "mmbench.records" in graph["mmbench.runner.run"]
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def walk(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt in graph and not state.get(nxt):
+                cycle = walk(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for module in sorted(graph):
+        if not state.get(module):
+            cycle = walk(module)
+            assert cycle is None, "import cycle: " + " -> ".join(cycle)
