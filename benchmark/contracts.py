@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict
+
 from mmbench.registry import hookimpl
 
 if TYPE_CHECKING:
@@ -93,16 +95,110 @@ class EncoderPlugin:
         raise NotImplementedError
 
 
+class FusionParams(BaseModel):
+    """Base of a fusion's typed, ranged hyper-parameters (a pydantic model).
+
+    Declare one field per parameter with its type, default and range::
+
+        class MyParams(FusionParams):
+            hidden: int = Field(256, ge=1, le=65536)
+            dropout: float = Field(0.3, ge=0.0, lt=1.0)
+
+    and set ``params_model = MyParams`` on the :class:`FusionPlugin`. ``default_params`` is then
+    derived from the defaults, and :meth:`FusionPlugin.resolve_params` checks every value before
+    any training: a wrong type, a value out of range, NaN or inf is a
+    :class:`~mmbench.errors.UsageError` (exit code 2) naming ``fusion.<key>`` and the allowed range.
+    Types are strict (``hidden: big`` or ``hidden: true`` is refused; an integer is a valid float).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _bounds(metadata: list[Any]) -> str:
+    found = [(sym, getattr(m, attr, None)) for m in metadata for attr, sym in _BOUNDS]
+    return " and ".join(f"{sym} {value}" for sym, value in found if value is not None)
+
+
+def _describe_type(annotation: Any, metadata: list[Any] | None = None) -> str:
+    """``int >= 1``, ``float >= 0 and < 1``, ``'softmax' or 'sigmoid'``, ``list of str or null``."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        flat = [x for m in extra for x in (getattr(m, "metadata", None) or [m])]
+        return _describe_type(base, flat)
+    if origin is typing.Literal:
+        text = " or ".join(repr(a) for a in typing.get_args(annotation))
+    elif origin in (typing.Union, types.UnionType):
+        text = " or ".join(_describe_type(a) for a in typing.get_args(annotation))
+    elif origin in (list, tuple):
+        args = typing.get_args(annotation)
+        text = f"list of {_describe_type(args[0])}" if args else "list"
+    elif annotation is type(None):
+        text = "null"
+    else:
+        text = getattr(annotation, "__name__", str(annotation))
+    bounds = _bounds(metadata or [])
+    return f"{text} {bounds}" if bounds else text
+
+
+def allowed_values(model: type[FusionParams], name: str) -> str:
+    """What ``fusion.<name>`` accepts, in words (type and range), for error messages and docs."""
+    field = model.model_fields[name]
+    return _describe_type(field.annotation, list(field.metadata))
+
+
+def check_params(model: type[FusionParams], values: dict[str, Any], owner: str = "fusion") -> dict[str, Any]:
+    """``values`` checked against ``model``; the plain JSON dict of every parameter.
+
+    Raises :class:`~mmbench.errors.UsageError` naming each bad key once, its value and what the
+    key accepts (``fusion.dropout=1.5: Input should be less than 1 (allowed: float >= 0 and < 1)``).
+    """
+    from pydantic import ValidationError
+
+    from mmbench.errors import UsageError
+
+    try:
+        return model(**values).model_dump(mode="json")
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            if key in model.model_fields:
+                allowed = allowed_values(model, key)
+                text = f"{owner}.{key}={values.get(key)!r}: {err['msg']} (allowed: {allowed})"
+            else:  # a check across parameters (model validator)
+                text = f"{owner}: {err['msg'].removeprefix('Value error, ')}"
+            problems.setdefault(key, text)  # a union reports one error per alternative
+        raise UsageError("; ".join(problems.values())) from None
+
+
 class FusionPlugin:
     """Builds an ``nn.Module`` mapping ``dict[str, Tensor]`` batches to class logits.
 
-    ``default_params`` are the hyper-parameters used when nothing overrides them (``--set
-    fusion.<name>=...``, tuned parameters); ``search_space`` is the Optuna define-by-run space.
+    ``params_model`` (a :class:`FusionParams`) declares the typed, ranged hyper-parameters;
+    ``default_params`` (derived from it when it is set) are the values used when nothing overrides
+    them (``--set fusion.<name>=...``, tuned parameters); ``search_space`` is the Optuna
+    define-by-run space. ``build`` maps the checked parameters onto the model's constructor: the
+    built-in fusions' models are plain ``nn.Module`` classes with typed keyword arguments
+    (``ConcatModel(spec, proj_dim=128)``) that work without the benchmark.
     """
 
     default_params: ClassVar[dict[str, Any]] = {}
+    #: The typed parameters (see :class:`FusionParams`); ``None`` for a fusion that declares none.
+    params_model: ClassVar[type[FusionParams] | None] = None
     #: True if the model handles a modality being absent (zeros are used otherwise).
     supports_missing: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.params_model is not None and "default_params" not in cls.__dict__:
+            cls.default_params = cls.params_model().model_dump(mode="json")
 
     def search_space(self, trial: optuna.Trial) -> dict[str, Any]:
         """Suggest fusion hyper-parameters for one Optuna trial."""
@@ -115,7 +211,11 @@ class FusionPlugin:
         raise NotImplementedError
 
     def resolve_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults updated with overrides; unknown keys are an error."""
+        """Defaults updated with overrides, checked against ``params_model`` when there is one.
+
+        Raises :class:`~mmbench.errors.UsageError` for an unknown key, a wrong type or a value
+        out of range (the message names ``fusion.<key>`` and the allowed values).
+        """
         from mmbench.errors import UsageError
 
         params = dict(self.default_params)
@@ -124,6 +224,8 @@ class FusionPlugin:
                 known = ", ".join(sorted(params)) or "(none)"
                 raise UsageError(f"unknown parameter fusion.{key} for {type(self).__name__}; known: {known}")
             params[key] = value
+        if self.params_model is not None:
+            params = check_params(self.params_model, params)
         return params
 
 

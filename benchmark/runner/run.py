@@ -233,6 +233,24 @@ def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], di
     return plugin, params, tuning, tag
 
 
+def check_fusions(prep: Prepared) -> None:
+    """Every requested fusion's parameters (types, ranges, fit to the data) before any training.
+
+    Raises :class:`~mmbench.errors.UsageError` (exit code 2) naming ``fusion.<key>`` and what it
+    accepts; a plugin whose own ``validate`` crashes is reported as a :class:`PluginError`.
+    """
+    spec = prep.data.input_spec()
+    for fusion in prep.request.fusions:
+        try:
+            plugin, params, _, _ = resolve_fusion(prep, fusion)
+            plugin.validate(spec, params)
+        except UsageError as exc:
+            raise UsageError(f"{fusion}: {exc}") from None
+        except Exception as exc:
+            origin = describe_origin(fusion_origin(prep.registry, fusion))
+            raise PluginError(f"{origin} raised in validate: {type(exc).__name__}: {exc}") from exc
+
+
 def run_record_path(prep: Prepared, fusion: str, seed: int) -> Path:
     """The record file ``run_one(prep, fusion, seed)`` writes (sweeps lock and skip by it)."""
     tag = resolve_fusion(prep, fusion)[3]
@@ -326,13 +344,13 @@ def run_one(
             }
         )
     else:
-        dev_pred = trainer.predict(tensors["dev"])
-        # The test split is evaluated exactly once, with the best-dev checkpoint.
-        t0 = time.perf_counter()
-        test_logits = trainer.predict_logits(tensors["test"])
-        if dev_t.type == "cuda":
-            torch.cuda.synchronize(dev_t)
-        infer_s = time.perf_counter() - t0
+        evaluated = _evaluate(trainer, tensors, dev_t, data.num_classes, fusion_origin(registry, fusion))
+        if isinstance(evaluated, dict):  # the model's outputs cannot be scored: the run failed
+            fit, failure, status = None, evaluated, "failed"
+            record.update({"status": status, "metrics": {}, "best_epoch": None, "history": []})
+            record.update({"failure": failure, "efficiency": {"params": n_params}})
+    if fit is not None:
+        dev_pred, test_logits, infer_s = evaluated
         test_pred = test_logits.argmax(dim=1).cpu().numpy()
         dev_true = tensors["dev"].labels.cpu().numpy()
         test_true = tensors["test"].labels.cpu().numpy()
@@ -375,6 +393,80 @@ def run_one(
         reporter.log(f"warning: {exc}")
     reporter.run_ended(f"{fusion} seed {seed}", record)
     return record
+
+
+def fusion_origin(registry: Any, fusion: str) -> dict[str, Any]:
+    """The fusion's name, the plugin that registered it and that plugin's distribution and version."""
+    info = registry.plugin_of("fusion", fusion)
+    return {
+        "fusion": fusion,
+        "plugin": getattr(info, "name", None),
+        "distribution": getattr(info, "distribution", None),
+        "version": getattr(info, "version", None),
+    }
+
+
+def describe_origin(origin: dict[str, Any]) -> str:
+    """``fusion 'x' (plugin 'p', distribution 'd' 1.0)`` for failure reasons."""
+    where = f"plugin {origin['plugin']!r}"
+    if origin.get("distribution"):
+        where += f", distribution {origin['distribution']!r}"
+        if origin.get("version"):
+            where += f" {origin['version']}"
+    return f"fusion {origin['fusion']!r} ({where})"
+
+
+def plugin_failure(origin: dict[str, Any], stage: str, exc: BaseException) -> dict[str, Any]:
+    """A failed run's ``failure`` for an exception raised by the fusion's code in ``stage``."""
+    return {
+        "reason": f"{describe_origin(origin)} raised in {stage}: {type(exc).__name__}: {exc}",
+        "epoch": None,
+        "stage": stage,
+        "plugin": origin["plugin"],
+        "distribution": origin["distribution"],
+    }
+
+
+def _evaluate(
+    trainer: Any, tensors: dict, dev_t: Any, num_classes: int, origin: dict[str, Any]
+) -> tuple[np.ndarray, Any, float] | dict[str, Any]:
+    """Dev predictions, test logits ``[N, C]`` and the test inference seconds; or the failure.
+
+    The model's eval-mode outputs must be finite logits of shape ``[N, num_classes]``: NaN or inf
+    (a model that breaks only in eval mode) or another shape fails the run instead of scoring it.
+    """
+    import torch
+
+    try:
+        dev_logits = trainer.predict_logits(tensors["dev"])
+        # The test split is evaluated exactly once, with the best-dev checkpoint.
+        t0 = time.perf_counter()
+        test_logits = trainer.predict_logits(tensors["test"])
+        if dev_t.type == "cuda":
+            torch.cuda.synchronize(dev_t)
+        infer_s = time.perf_counter() - t0
+    except Exception as exc:
+        if isinstance(exc, (UsageError, RunFailed)):
+            raise
+        return plugin_failure(origin, "evaluation", exc)
+    for split, logits in (("dev", dev_logits), ("test", test_logits)):
+        n = len(tensors[split])
+        if tuple(logits.shape) != (n, num_classes):
+            shape = tuple(logits.shape)
+            reason = f"returned logits of shape {shape} for the {split} split, expected ({n}, {num_classes})"
+        elif not bool(torch.isfinite(logits).all()):
+            bad = int((~torch.isfinite(logits)).any(dim=1).sum())
+            reason = f"returned NaN or inf logits in eval mode for {bad} of {n} {split} samples"
+        else:
+            continue
+        return {
+            "reason": f"{describe_origin(origin)} {reason}",
+            "epoch": None,
+            "stage": "evaluation",
+            "plugin": origin["plugin"],
+            "distribution": origin["distribution"],
+        }
+    return dev_logits.argmax(dim=1).cpu().numpy(), test_logits, infer_s
 
 
 def build_model(plugin: Any, spec: Any, params: dict[str, Any], data: MultimodalData, registry: Any) -> Any:
@@ -435,14 +527,28 @@ def fit_run(
     train_cfg = {**protocol["train"], **(train_overrides or {})}
     retries = 0
 
+    # What the reporter raises (a tuning pruner's TrialPruned, say) is not the fusion's fault.
+    from_reporter: list[BaseException] = []
+
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        reporter.epoch_ended(epoch, logs)
+        try:
+            reporter.epoch_ended(epoch, logs)
+        except BaseException as exc:
+            from_reporter.append(exc)
+            raise
         call_lifecycle("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
 
+    origin = fusion_origin(prep.registry, run_info["fusion"])
     while True:
         torch.manual_seed(seed)
         np.random.seed(seed)
-        model = build_model(plugin, spec, params, prep.data, prep.registry)
+        try:
+            model = build_model(plugin, spec, params, prep.data, prep.registry)
+        except (UsageError, RunFailed):
+            raise
+        except Exception as exc:  # the fusion's own code: fail this run only
+            failure = plugin_failure(origin, "build", exc)
+            return FitOutcome(None, None, failure, 0, 0, train_cfg, retries)
         n_params = sum(p.numel() for p in model.parameters())
         trainer = Trainer(
             model,
@@ -467,8 +573,16 @@ def fit_run(
             failure = {"reason": str(exc), "epoch": exc.epoch}
         except PluginError as exc:
             failure = {"reason": str(exc), "epoch": None}
+        except (UsageError, RunFailed):
+            raise
         except Exception as exc:
-            if not is_out_of_memory(exc) or train_cfg["batch_size"] <= 1:
+            if exc in from_reporter:
+                raise
+            if not is_out_of_memory(exc):
+                # The fusion's forward or backward (wrong logits shape, a bug): this run fails.
+                failure = plugin_failure(origin, "training", exc)
+                return FitOutcome(trainer, None, failure, n_params, peak.bytes, train_cfg, retries)
+            if train_cfg["batch_size"] <= 1:
                 raise
             del model, trainer
             if dev_t.type == "cuda":
@@ -566,6 +680,7 @@ def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Pr
     unknown = [k for k in prep.protocol["fusion"] if not any(k in p.default_params for p in plugins.values())]
     if unknown:
         raise UsageError(f"--set fusion.{unknown[0]}: no requested fusion has a parameter {unknown[0]!r}")
+    check_fusions(prep)
     dev_t = torch.device(device)
     tensors = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
     records = []

@@ -6,26 +6,37 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.plugins.fusions.layers import Projection, check_modalities, mlp_head, pooled
 
 
+class ConcatParams(FusionParams):
+    proj_dim: int = Field(256, ge=1, le=65536)
+    hidden: int = Field(256, ge=1, le=65536)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    modalities: list[str] | None = None
+
+
 class ConcatModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` (``[B, D_m]`` or ``[B, T, D_m]``) -> logits ``[B, num_classes]``."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        proj_dim: int = 256,
+        hidden: int = 256,
+        dropout: float = 0.3,
+        modalities: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.names = check_modalities(spec, params["modalities"])
-        self.proj = nn.ModuleDict(
-            {m: Projection(spec[m].dim, params["proj_dim"], params["dropout"]) for m in self.names}
-        )
-        self.head = mlp_head(
-            params["proj_dim"] * len(self.names),
-            params["hidden"],
-            spec.num_classes,
-            params["dropout"],
-        )
+        self.names = check_modalities(spec, modalities)
+        self.proj = nn.ModuleDict({m: Projection(spec[m].dim, proj_dim, dropout) for m in self.names})
+        self.head = mlp_head(proj_dim * len(self.names), hidden, spec.num_classes, dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.head(torch.cat([self.proj[m](pooled(batch, m)) for m in self.names], dim=-1))
@@ -34,7 +45,7 @@ class ConcatModel(nn.Module):
 class ConcatFusion(FusionPlugin):
     """Early fusion by concatenating modality projections."""
 
-    default_params = {"proj_dim": 256, "hidden": 256, "dropout": 0.3, "modalities": None}
+    params_model = ConcatParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -47,4 +58,4 @@ class ConcatFusion(FusionPlugin):
         check_modalities(spec, params["modalities"])
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return ConcatModel(spec, params)
+        return ConcatModel(spec, **params)

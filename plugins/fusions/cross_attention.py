@@ -46,9 +46,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec, ModalitySpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, masked_mean, mlp_head, seq_mask
@@ -139,16 +140,49 @@ class GuidedAttention(nn.Module):
         return out
 
 
+class CrossAttentionParams(FusionParams):
+    query: str = Field("auto", min_length=1)
+    d_model: int = Field(512, ge=1, le=8192)
+    d_context: int = Field(256, ge=1, le=8192)
+    d_aux: int = Field(128, ge=1, le=8192)
+    heads: int = Field(8, ge=1, le=128)
+    fusion_hidden: int = Field(512, ge=1, le=65536)
+    classifier_hidden: int = Field(256, ge=1, le=65536)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    #: 0 = no time bias.
+    locality: float = Field(4.0, ge=0.0, le=1e4)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> CrossAttentionParams:
+        if self.d_model % self.heads:
+            raise ValueError(f"fusion.d_model={self.d_model} must be divisible by fusion.heads={self.heads}")
+        return self
+
+
 class CrossAttentionModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` of at least two modalities -> logits ``[B, num_classes]``."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        query: str = "auto",
+        d_model: int = 512,
+        d_context: int = 256,
+        d_aux: int = 128,
+        heads: int = 8,
+        fusion_hidden: int = 512,
+        classifier_hidden: int = 256,
+        dropout: float = 0.3,
+        locality: float = 4.0,
+    ) -> None:
         super().__init__()
-        p = params
-        self.query = p["query"] if p["query"] != "auto" else ("text" if "text" in spec else spec.names[0])
+        self.query = query if query != "auto" else ("text" if "text" in spec else spec.names[0])
         self.context = [m for m in spec.names if m != self.query]
-        drop = p["dropout"]
-        self.query_branch = Projection(spec[self.query].dim, p["d_model"], drop, batch_norm=False)
+        drop = dropout
+        self.query_branch = Projection(spec[self.query].dim, d_model, drop, batch_norm=False)
         self.context_branches = nn.ModuleDict(
-            {m: ContextBranch(spec[m], p["d_context"], p["d_aux"], drop) for m in self.context}
+            {m: ContextBranch(spec[m], d_context, d_aux, drop) for m in self.context}
         )
         # The locality bias exists only between two sequences: utterance-level models keep the
         # reference's exact parameters (and load checkpoints written before the bias existed).
@@ -156,18 +190,14 @@ class CrossAttentionModel(nn.Module):
         self.attention = nn.ModuleDict(
             {
                 m: GuidedAttention(
-                    p["d_model"],
-                    p["d_context"],
-                    p["heads"],
-                    0.0,
-                    p["locality"] if seq_query and spec[m].sequence else 0.0,
+                    d_model, d_context, heads, 0.0, locality if seq_query and spec[m].sequence else 0.0
                 )
                 for m in self.context
             }
         )
-        fused = p["d_model"] + p["d_context"] * len(self.context)
-        self.fuse = nn.Sequential(nn.Linear(fused, p["fusion_hidden"]), nn.ReLU(), nn.Dropout(drop))
-        self.classifier = mlp_head(p["fusion_hidden"], p["classifier_hidden"], spec.num_classes, drop)
+        fused = d_model + d_context * len(self.context)
+        self.fuse = nn.Sequential(nn.Linear(fused, fusion_hidden), nn.ReLU(), nn.Dropout(drop))
+        self.classifier = mlp_head(fusion_hidden, classifier_hidden, spec.num_classes, drop)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         q_mask = seq_mask(batch, self.query)
@@ -191,17 +221,7 @@ class CrossAttentionModel(nn.Module):
 class CrossAttentionFusion(FusionPlugin):
     """Text-guided cross-modal attention (the reference system's fusion)."""
 
-    default_params = {
-        "query": "auto",
-        "d_model": 512,
-        "d_context": 256,
-        "d_aux": 128,
-        "heads": 8,
-        "fusion_hidden": 512,
-        "classifier_hidden": 256,
-        "dropout": 0.3,
-        "locality": 4.0,
-    }
+    params_model = CrossAttentionParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -217,13 +237,6 @@ class CrossAttentionFusion(FusionPlugin):
             raise UsageError("cross_attention needs at least two modalities")
         if params["query"] != "auto" and params["query"] not in spec:
             raise UsageError(f"fusion.query={params['query']!r} is not a modality of the data ({spec.names})")
-        if params["d_model"] % params["heads"]:
-            raise UsageError("fusion.d_model must be divisible by fusion.heads")
-        loc = params["locality"]
-        if isinstance(loc, bool) or not isinstance(loc, (int, float)) or not 0 <= loc <= 1e4:
-            raise UsageError(
-                f"fusion.locality must be a number in [0, 10000] (0 = no time bias), got {loc!r}"
-            )
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return CrossAttentionModel(spec, params)
+        return CrossAttentionModel(spec, **params)

@@ -16,28 +16,45 @@ Inputs pass through dropout first; the gates let the model weigh each modality p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import check_modalities, mlp_head, pooled
 
 
+class GatedParams(FusionParams):
+    hidden: int = Field(256, ge=1, le=65536)
+    gate: Literal["softmax", "sigmoid"] = "softmax"
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    modalities: list[str] | None = None
+
+
 class GatedModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` of at least two modalities -> logits ``[B, num_classes]``."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        hidden: int = 256,
+        gate: str = "softmax",
+        dropout: float = 0.3,
+        modalities: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.names = check_modalities(spec, params["modalities"])
-        hidden = params["hidden"]
+        self.names = check_modalities(spec, modalities)
         self.hidden = hidden
-        self.softmax = params["gate"] == "softmax"
-        self.drop = nn.Dropout(params["dropout"])
+        self.softmax = gate == "softmax"
+        self.drop = nn.Dropout(dropout)
         self.candidate = nn.ModuleDict({m: nn.Linear(spec[m].dim, hidden) for m in self.names})
         self.gate = nn.Linear(sum(spec[m].dim for m in self.names), hidden * len(self.names))
-        self.head = mlp_head(hidden, hidden, spec.num_classes, params["dropout"])
+        self.head = mlp_head(hidden, hidden, spec.num_classes, dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         xs = [self.drop(pooled(batch, m)) for m in self.names]
@@ -52,7 +69,7 @@ class GatedModel(nn.Module):
 class GatedFusion(FusionPlugin):
     """Gated Multimodal Unit: per-unit gates weigh tanh projections of each modality."""
 
-    default_params = {"hidden": 256, "gate": "softmax", "dropout": 0.3, "modalities": None}
+    params_model = GatedParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -62,10 +79,8 @@ class GatedFusion(FusionPlugin):
         }
 
     def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
-        if params["gate"] not in ("softmax", "sigmoid"):
-            raise UsageError(f"fusion.gate must be 'softmax' or 'sigmoid', got {params['gate']!r}")
         if len(check_modalities(spec, params["modalities"])) < 2:
             raise UsageError("gated needs at least two modalities")
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return GatedModel(spec, params)
+        return GatedModel(spec, **params)

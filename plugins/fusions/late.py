@@ -5,31 +5,47 @@ interaction between modalities (the synthetic ``synergy`` preset shows this)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
-from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, check_modalities, pooled
 
 
+class LateParams(FusionParams):
+    hidden: int = Field(256, ge=1, le=65536)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    combine: Literal["mean", "learned"] = "mean"
+    modalities: list[str] | None = None
+
+
 class LateModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` -> logits ``[B, num_classes]`` (combined per-modality logits)."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        hidden: int = 256,
+        dropout: float = 0.3,
+        combine: str = "mean",
+        modalities: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.names = check_modalities(spec, params["modalities"])
+        self.names = check_modalities(spec, modalities)
         self.classifiers = nn.ModuleDict(
             {
                 m: nn.Sequential(
-                    Projection(spec[m].dim, params["hidden"], params["dropout"]),
-                    nn.Linear(params["hidden"], spec.num_classes),
+                    Projection(spec[m].dim, hidden, dropout), nn.Linear(hidden, spec.num_classes)
                 )
                 for m in self.names
             }
         )
-        self.learned = params["combine"] == "learned"
+        self.learned = combine == "learned"
         self.weight_logits = nn.Parameter(torch.zeros(len(self.names))) if self.learned else None
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -43,7 +59,7 @@ class LateModel(nn.Module):
 class LateFusion(FusionPlugin):
     """Per-modality classifiers whose logits are averaged or weighted."""
 
-    default_params = {"hidden": 256, "dropout": 0.3, "combine": "mean", "modalities": None}
+    params_model = LateParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -53,9 +69,7 @@ class LateFusion(FusionPlugin):
         }
 
     def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
-        if params["combine"] not in ("mean", "learned"):
-            raise UsageError(f"fusion.combine must be 'mean' or 'learned', got {params['combine']!r}")
         check_modalities(spec, params["modalities"])
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return LateModel(spec, params)
+        return LateModel(spec, **params)

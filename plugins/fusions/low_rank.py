@@ -18,20 +18,41 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
-from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, check_modalities, mlp_head, pooled
 from mmbench.plugins.fusions.tensor import with_one
 
 
+class LowRankParams(FusionParams):
+    proj_dim: int = Field(32, ge=1, le=4096)
+    rank: int = Field(4, ge=1, le=1024)
+    fused_dim: int = Field(64, ge=1, le=65536)
+    hidden: int = Field(128, ge=1, le=65536)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    modalities: list[str] | None = None
+
+
 class LowRankModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` -> logits ``[B, num_classes]`` through a rank-``rank`` fusion tensor."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        proj_dim: int = 32,
+        rank: int = 4,
+        fused_dim: int = 64,
+        hidden: int = 128,
+        dropout: float = 0.3,
+        modalities: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.names = check_modalities(spec, params["modalities"])
-        p, rank, out, drop = params["proj_dim"], params["rank"], params["fused_dim"], params["dropout"]
+        self.names = check_modalities(spec, modalities)
+        p, out, drop = proj_dim, fused_dim, dropout
         self.proj = nn.ModuleDict({m: Projection(spec[m].dim, p, drop) for m in self.names})
         self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(rank, p + 1, out)) for m in self.names})
         self.rank_weights = nn.Parameter(torch.empty(1, rank))
@@ -39,7 +60,7 @@ class LowRankModel(nn.Module):
         for factor in self.factors.values():
             nn.init.xavier_normal_(factor)
         nn.init.xavier_normal_(self.rank_weights)
-        self.head = mlp_head(out, params["hidden"], spec.num_classes, drop)
+        self.head = mlp_head(out, hidden, spec.num_classes, drop)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         product = None
@@ -54,14 +75,7 @@ class LowRankModel(nn.Module):
 class LowRankFusion(FusionPlugin):
     """Tensor fusion with a rank-``r`` factorised weight tensor (LMF)."""
 
-    default_params = {
-        "proj_dim": 32,
-        "rank": 4,
-        "fused_dim": 64,
-        "hidden": 128,
-        "dropout": 0.3,
-        "modalities": None,
-    }
+    params_model = LowRankParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -74,9 +88,6 @@ class LowRankFusion(FusionPlugin):
 
     def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
         check_modalities(spec, params["modalities"])
-        for key in ("proj_dim", "rank", "fused_dim", "hidden"):
-            if not isinstance(params[key], int) or params[key] < 1:
-                raise UsageError(f"fusion.{key} must be a positive integer, got {params[key]!r}")
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return LowRankModel(spec, params)
+        return LowRankModel(spec, **params)

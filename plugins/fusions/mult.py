@@ -32,13 +32,14 @@ still runs (the attention over one key is a learned linear map of it) but has no
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import check_modalities, masked_mean, seq_mask
@@ -131,23 +132,59 @@ class Encoder(nn.Module):
         return self.norm(x)
 
 
+class MulTParams(FusionParams):
+    d_model: int = Field(32, ge=1, le=4096)
+    heads: int = Field(4, ge=1, le=64)
+    cross_layers: int = Field(2, ge=1, le=32)
+    self_layers: int = Field(1, ge=0, le=32)
+    conv_kernel: int = Field(1, ge=1, le=31)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    attn_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    embed_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    out_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    embed_scale: Annotated[float, Field(gt=0, le=1e4)] | Literal["sqrt"] = 0.3
+    modalities: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> MulTParams:
+        if self.d_model % self.heads:
+            raise ValueError(f"fusion.d_model={self.d_model} must be divisible by fusion.heads={self.heads}")
+        if self.conv_kernel % 2 == 0:
+            raise ValueError(f"fusion.conv_kernel must be a positive odd integer, got {self.conv_kernel}")
+        return self
+
+
 class MulTModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` of at least two modalities -> logits ``[B, num_classes]``."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        d_model: int = 32,
+        heads: int = 4,
+        cross_layers: int = 2,
+        self_layers: int = 1,
+        conv_kernel: int = 1,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.1,
+        embed_dropout: float = 0.1,
+        out_dropout: float = 0.1,
+        embed_scale: float | str = 0.3,
+        modalities: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        p = params
-        self.names = check_modalities(spec, p["modalities"])
-        d, k = p["d_model"], p["conv_kernel"]
+        self.names = check_modalities(spec, modalities)
+        d, k = d_model, conv_kernel
         self.d_model = d
-        self.embed_scale = math.sqrt(d) if p["embed_scale"] == "sqrt" else float(p["embed_scale"])
+        self.embed_scale = math.sqrt(d) if embed_scale == "sqrt" else float(embed_scale)
         self.embed = nn.ModuleDict(
             {m: nn.Conv1d(spec[m].dim, d, k, padding=k // 2, bias=False) for m in self.names}
         )
-        self.embed_drop = nn.Dropout(p["embed_dropout"])
+        self.embed_drop = nn.Dropout(embed_dropout)
         self.cross = nn.ModuleDict(
             {
-                f"{s}_to_{m}": Encoder(
-                    d, p["heads"], p["cross_layers"], p["dropout"], p["attn_dropout"], True
-                )
+                f"{s}_to_{m}": Encoder(d, heads, cross_layers, dropout, attn_dropout, True)
                 for m in self.names
                 for s in self.names
                 if s != m
@@ -155,14 +192,11 @@ class MulTModel(nn.Module):
         )
         width = d * (len(self.names) - 1)
         self.self_attn = nn.ModuleDict(
-            {
-                m: Encoder(width, p["heads"], p["self_layers"], p["dropout"], p["attn_dropout"], False)
-                for m in self.names
-            }
+            {m: Encoder(width, heads, self_layers, dropout, attn_dropout, False) for m in self.names}
         )
         fused = width * len(self.names)
         self.proj1, self.proj2 = nn.Linear(fused, fused), nn.Linear(fused, fused)
-        self.out_drop = nn.Dropout(p["out_dropout"])
+        self.out_drop = nn.Dropout(out_dropout)
         self.classifier = nn.Linear(fused, spec.num_classes)
 
     def _embed(self, batch: dict[str, Tensor], m: str) -> tuple[Tensor, Tensor | None]:
@@ -199,19 +233,7 @@ class MulTModel(nn.Module):
 class MulTFusion(FusionPlugin):
     """Multimodal Transformer: pairwise cross-modal transformers, self-attention, pooling."""
 
-    default_params = {
-        "d_model": 32,
-        "heads": 4,
-        "cross_layers": 2,
-        "self_layers": 1,
-        "conv_kernel": 1,
-        "dropout": 0.1,
-        "attn_dropout": 0.1,
-        "embed_dropout": 0.1,
-        "out_dropout": 0.1,
-        "embed_scale": 0.3,
-        "modalities": None,
-    }
+    params_model = MulTParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -229,20 +251,6 @@ class MulTFusion(FusionPlugin):
         names = check_modalities(spec, params["modalities"])
         if len(names) < 2:
             raise UsageError("mult needs at least two modalities")
-        if params["d_model"] % params["heads"]:
-            raise UsageError(
-                f"fusion.d_model={params['d_model']} must be divisible by fusion.heads={params['heads']}"
-            )
-        if params["conv_kernel"] < 1 or params["conv_kernel"] % 2 == 0:
-            raise UsageError(
-                f"fusion.conv_kernel must be a positive odd integer, got {params['conv_kernel']}"
-            )
-        scale = params["embed_scale"]
-        if scale != "sqrt" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0):
-            raise UsageError(f"fusion.embed_scale must be a positive number or sqrt, got {scale!r}")
-        for key in ("cross_layers", "self_layers"):
-            if params[key] < (1 if key == "cross_layers" else 0):
-                raise UsageError(f"fusion.{key} is too small: {params[key]}")
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return MulTModel(spec, params)
+        return MulTModel(spec, **params)

@@ -18,12 +18,13 @@ views: ``p = 3``, 4,096 features); ``validate`` refuses explicit widths above ``
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, check_modalities, pooled
@@ -45,21 +46,40 @@ def outer_product(vectors: list[Tensor]) -> Tensor:
 AUTO_MAX_PROJ, AUTO_BUDGET = 16, 8192
 
 
-def proj_dim_for(params: dict[str, Any], n_modalities: int) -> int:
+def proj_dim_for(proj_dim: int | str, n_modalities: int) -> int:
     """``proj_dim`` as given, or for ``auto`` the largest ``p <= 16`` with ``(p + 1)^M <= 8,192``."""
-    if params["proj_dim"] != "auto":
-        return int(params["proj_dim"])
+    if proj_dim != "auto":
+        return int(proj_dim)
     p = AUTO_MAX_PROJ
     while p > 1 and (p + 1) ** n_modalities > AUTO_BUDGET:
         p -= 1
     return p
 
 
+class TensorParams(FusionParams):
+    proj_dim: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = "auto"
+    hidden: int = Field(128, ge=1, le=65536)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    max_features: int = Field(1_000_000, ge=1, le=100_000_000)
+    modalities: list[str] | None = None
+
+
 class TensorFusionModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` -> logits ``[B, num_classes]`` from the ``(p + 1)^M`` outer product."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        *,
+        proj_dim: int | str = "auto",
+        hidden: int = 128,
+        dropout: float = 0.3,
+        max_features: int = 1_000_000,
+        modalities: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.names = check_modalities(spec, params["modalities"])
-        p, hidden, drop = proj_dim_for(params, len(self.names)), params["hidden"], params["dropout"]
+        self.names = check_modalities(spec, modalities)
+        p, drop = proj_dim_for(proj_dim, len(self.names)), dropout
         self.proj = nn.ModuleDict({m: Projection(spec[m].dim, p, drop) for m in self.names})
         self.post = nn.Sequential(
             nn.Dropout(drop),
@@ -77,13 +97,7 @@ class TensorFusionModel(nn.Module):
 class TensorFusion(FusionPlugin):
     """Outer product of modality projections with an appended 1 (TFN)."""
 
-    default_params = {
-        "proj_dim": "auto",
-        "hidden": 128,
-        "dropout": 0.3,
-        "max_features": 1_000_000,
-        "modalities": None,
-    }
+    params_model = TensorParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -94,15 +108,7 @@ class TensorFusion(FusionPlugin):
 
     def validate(self, spec: InputSpec, params: dict[str, Any]) -> None:
         names = check_modalities(spec, params["modalities"])
-        if params["proj_dim"] != "auto" and (
-            not isinstance(params["proj_dim"], int)
-            or isinstance(params["proj_dim"], bool)
-            or params["proj_dim"] < 1
-        ):
-            raise UsageError(
-                f"fusion.proj_dim must be a positive integer or auto, got {params['proj_dim']!r}"
-            )
-        width = (proj_dim_for(params, len(names)) + 1) ** len(names)
+        width = (proj_dim_for(params["proj_dim"], len(names)) + 1) ** len(names)
         if width > params["max_features"]:
             largest = int(math.floor(params["max_features"] ** (1 / len(names)))) - 1
             raise UsageError(
@@ -112,4 +118,4 @@ class TensorFusion(FusionPlugin):
             )
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return TensorFusionModel(spec, params)
+        return TensorFusionModel(spec, **params)

@@ -7,26 +7,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
 from torch import Tensor, nn
 
-from mmbench.contracts import FusionPlugin
+from mmbench.contracts import FusionParams, FusionPlugin
 from mmbench.data import InputSpec
 from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, mlp_head, pooled
 
 
-def chosen_modality(spec: InputSpec, params: dict[str, Any]) -> str:
-    if params["modality"] == "auto":
+def chosen_modality(spec: InputSpec, modality: str) -> str:
+    """``modality``, or for ``auto`` ``text`` when present, else the first modality."""
+    if modality == "auto":
         return "text" if "text" in spec else spec.names[0]
-    return params["modality"]
+    return modality
+
+
+class UnimodalParams(FusionParams):
+    modality: str = Field("auto", min_length=1)
+    hidden: int = Field(256, ge=1, le=65536)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
 
 
 class UnimodalModel(nn.Module):
-    def __init__(self, spec: InputSpec, params: dict[str, Any]) -> None:
+    """``dict[str, Tensor]`` -> logits ``[B, num_classes]`` from one modality only."""
+
+    def __init__(
+        self, spec: InputSpec, *, modality: str = "auto", hidden: int = 256, dropout: float = 0.3
+    ) -> None:
         super().__init__()
-        self.modality = chosen_modality(spec, params)
-        self.proj = Projection(spec[self.modality].dim, params["hidden"], params["dropout"])
-        self.head = mlp_head(params["hidden"], params["hidden"], spec.num_classes, params["dropout"])
+        self.modality = chosen_modality(spec, modality)
+        self.proj = Projection(spec[self.modality].dim, hidden, dropout)
+        self.head = mlp_head(hidden, hidden, spec.num_classes, dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.head(self.proj(pooled(batch, self.modality)))
@@ -35,7 +47,7 @@ class UnimodalModel(nn.Module):
 class UnimodalFusion(FusionPlugin):
     """One modality, projected and classified."""
 
-    default_params = {"modality": "auto", "hidden": 256, "dropout": 0.3}
+    params_model = UnimodalParams
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {
@@ -51,4 +63,4 @@ class UnimodalFusion(FusionPlugin):
             )
 
     def build(self, spec: InputSpec, params: dict[str, Any]) -> nn.Module:
-        return UnimodalModel(spec, params)
+        return UnimodalModel(spec, **params)

@@ -432,7 +432,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(tmp_path, monkeypatch)
     assert [t.state for t in trials] == [TrialState.COMPLETE] + [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
     reasons = [t.user_attrs.get("fail_reason") for t in trials[1:4]]
     assert "training loss became nan" in reasons[0]
-    assert reasons[1] == "out of memory" and reasons[2] == "ValueError: boom"
+    assert reasons[1] == "out of memory" and reasons[2].endswith("raised in training: ValueError: boom")
     summary = summarize_study(result.study, "x")
     assert summary["counts"]["failed"] == 3 and [f["number"] for f in summary["failures"]] == [1, 2, 3]
 

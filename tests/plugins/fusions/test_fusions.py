@@ -85,7 +85,7 @@ def test_cross_attention_reference_widths():
         ),
         8,
     )
-    model = CrossAttentionModel(real, REGISTRY.create("fusion", "cross_attention").default_params)
+    model = CrossAttentionModel(real)
     assert model.query_branch.linear.weight.shape == (512, 768)
     audio = model.context_branches["audio"]
     assert audio.main.linear.weight.shape == (256, 512)
@@ -100,7 +100,7 @@ def test_cross_attention_reference_widths():
     assert model.attention["audio"].log_slope is None
     assert sum(p.numel() for p in model.parameters()) == 2_997_896
     seq = InputSpec(tuple(ModalitySpec(m.name, m.streams, True, 10) for m in real.modalities), 8)
-    seq_model = CrossAttentionModel(seq, REGISTRY.create("fusion", "cross_attention").default_params)
+    seq_model = CrossAttentionModel(seq)
     assert seq_model.attention["audio"].log_slope.shape == (8,)
 
 
@@ -170,7 +170,7 @@ def test_tensor_auto_width_fits_six_modalities():
     plugin = REGISTRY.create("fusion", "tensor")
     params = plugin.resolve_params({})
     plugin.validate(spec, params)
-    assert proj_dim_for(params, 6) == 3 and proj_dim_for(params, 3) == 16
+    assert proj_dim_for(params["proj_dim"], 6) == 3 and proj_dim_for(params["proj_dim"], 3) == 16
     model = plugin.build(spec, params)
     out = model({f"v{i}": torch.randn(4, 10) for i in range(6)})
     assert out.shape == (4, 10)
