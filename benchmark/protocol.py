@@ -13,6 +13,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import typing
 from importlib import resources
 from pathlib import Path
@@ -192,6 +193,55 @@ PositiveInt = Annotated[Int, Field(ge=1, description="a positive integer")]
 NonNegativeInt = Annotated[Int, Field(ge=0, description="a non-negative integer")]
 NonNegativeNumber = Annotated[Number, Field(ge=0, description="a non-negative number")]
 
+#: Largest seed: numpy's legacy generator takes seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+#: Upper bound of counts (epochs, batch size, patience): larger values are typing mistakes.
+MAX_COUNT = 1_000_000
+
+
+def _finite(value: Any) -> Any:
+    """NaN passes ``lr < 0`` and every other comparison check: refused explicitly, with inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return value
+
+
+def _ranged(low: float, high: float, low_open: bool = False) -> Any:
+    """A finite number in ``[low, high]`` (``(low, high]`` when ``low_open``), described as such."""
+    bounds = {"gt" if low_open else "ge": low, "le": high}
+    text = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}]"
+    return Annotated[Number, AfterValidator(_finite), Field(**bounds, description=text)]
+
+
+Count = Annotated[Int, Field(ge=1, le=MAX_COUNT, description=f"a positive integer (at most {MAX_COUNT})")]
+Patience = Annotated[Int, Field(ge=0, le=MAX_COUNT, description=f"an integer in [0, {MAX_COUNT}]")]
+Seed = Annotated[Int, Field(ge=0, le=MAX_SEED)]
+LearningRate = _ranged(0.0, 10.0, low_open=True)
+Decay = _ranged(0.0, 10.0)
+Gamma = _ranged(0.0, 100.0)
+Clip = _ranged(0.0, 1e6)
+Factor = _ranged(0.0, 1.0, low_open=True)
+
+
+def check_seeds(seeds: Any, name: str = "seeds") -> list[int]:
+    """A non-empty list of distinct integers in ``[0, 2**32 - 1]`` (the generators' range)."""
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)
+    ):
+        shown = seeds if not isinstance(seeds, list) or len(seeds) <= 20 else f"{seeds[:20]}..."
+        raise UsageError(f"{name} must be a non-empty list of integers in [0, {MAX_SEED}], got {shown!r}")
+    _distinct(seeds, name)
+    return seeds
+
+
+def _distinct(seeds: list[int], name: str = "seeds") -> list[int]:
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1}) if len(seeds) <= 10_000 else []
+    if repeated:
+        raise UsageError(f"{name} lists seed(s) {repeated} more than once; each seed is one run")
+    return seeds
+
 
 class TrainConfig(BaseModel):
     """``train:`` of a protocol: the training budget and recipe (every key enters the fingerprint).
@@ -202,18 +252,18 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    max_epochs: PositiveInt
-    patience: NonNegativeInt
-    batch_size: PositiveInt
-    grad_accum: PositiveInt
-    lr: NonNegativeNumber
-    weight_decay: NonNegativeNumber
-    focal_gamma: NonNegativeNumber
-    grad_clip: NonNegativeNumber
+    max_epochs: Count
+    patience: Patience
+    batch_size: Count
+    grad_accum: Count
+    lr: LearningRate
+    weight_decay: Decay
+    focal_gamma: Gamma
+    grad_clip: Clip
     optimizer: Literal["adamw"]
     scheduler: Literal["plateau", "none"]
-    scheduler_factor: NonNegativeNumber | None = None
-    scheduler_patience: NonNegativeInt | None = None
+    scheduler_factor: Factor | None = None
+    scheduler_patience: Patience | None = None
     loss: Literal["cross_entropy", "focal"]
     imbalance: Literal["none", "class_weights", "oversample"]
     modality_dropout: Any = 0.0
@@ -237,7 +287,17 @@ class Protocol(BaseModel):
     encoders: dict[str, Any] = Field(description="a mapping")
     train: TrainConfig
     metric: Annotated[str, AfterValidator(_known_metric)]
-    seeds: list[NonNegativeInt] = Field(min_length=1, description="a non-empty list of non-negative integers")
+    seeds: list[Seed] = Field(
+        min_length=1, description=f"a non-empty list of distinct integers in [0, {MAX_SEED}]"
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) < len(value):
+            raise ValueError("repeats a seed")
+        return value
+
     fusion: dict[str, Any] = Field(description="a mapping")
 
 

@@ -52,21 +52,48 @@ def split_csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+#: Most seeds one ``--seeds`` may name (``0-4294967295`` would otherwise allocate 4 billion ints).
+MAX_SEEDS = 10_000
+
+
 def parse_seeds(value: str | None) -> list[int] | None:
+    """``0,1,2`` or ``0-4``; seeds in ``[0, 2**32 - 1]``; a repeated seed is dropped with a warning."""
+    from mmbench.protocol import MAX_SEED
+
     if value is None:
         return None
-    seeds = []
+    seeds: list[int] = []
     for part in split_csv(value):
-        if "-" in part and part.replace("-", "").isdigit():
+        if "-" in part and part.replace("-", "").isdigit() and part.count("-") == 1:
             lo, hi = (int(x) for x in part.split("-", 1))
+            if hi < lo or hi - lo + 1 > MAX_SEEDS:
+                raise UsageError(f"--seeds {part}: a range must increase and name at most {MAX_SEEDS} seeds")
             seeds.extend(range(lo, hi + 1))
         elif part.isdigit():
             seeds.append(int(part))
         else:
             raise UsageError(f"--seeds expects comma-separated non-negative integers, got {value!r}")
+        if len(seeds) > MAX_SEEDS:
+            raise UsageError(f"--seeds names more than {MAX_SEEDS} seeds")
     if not seeds:
         raise UsageError("--seeds is empty")
-    return seeds
+    too_big = [s for s in seeds if s > MAX_SEED]
+    if too_big:
+        raise UsageError(f"--seeds {too_big[0]}: seeds must lie in [0, {MAX_SEED}] (the generators' range)")
+    return unique("--seeds", seeds)
+
+
+def unique(option: str, values: list[Any]) -> list[Any]:
+    """``values`` without repeats (first occurrence kept); one warning on stderr names the repeats."""
+    out = list(dict.fromkeys(values))
+    if len(out) < len(values):
+        from mmbench.ui.console import err_console
+
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        err_console.print(
+            f"warning: {option} names {', '.join(repeated)} more than once; each runs once", highlight=False
+        )
+    return out
 
 
 def parse_encoders(values: list[str] | None) -> dict[str, str]:
@@ -87,4 +114,4 @@ def resolve_fusions(value: str, registry: Any) -> list[str]:
         raise UsageError("--fusion is empty")
     for n in names:
         registry.get("fusion", n)
-    return names
+    return unique("--fusion", names)

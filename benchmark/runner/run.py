@@ -20,7 +20,7 @@ import numpy as np
 
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, PluginError, RunFailed, UsageError
-from mmbench.protocol import fingerprint, load_protocol, params_tag
+from mmbench.protocol import check_seeds, fingerprint, load_protocol, params_tag
 from mmbench.records import (
     SCHEMA_VERSION,
     checkpoint_path,
@@ -140,7 +140,7 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         budget_cut = request.max_epochs < protocol_max_epochs
         protocol["train"]["max_epochs"] = request.max_epochs
     if request.seeds is not None:
-        protocol["seeds"] = list(request.seeds)
+        protocol["seeds"] = check_seeds(list(request.seeds), "--seeds")
 
     path = data_path_for(request)
     if not getattr(ds_plugin, "needs_data", False):
@@ -675,6 +675,8 @@ def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Pr
     device = resolve_device(request.device)
     for name in request.fusions:
         registry.get("fusion", name)  # unknown names fail before any data is loaded
+    if len(set(request.fusions)) < len(request.fusions):
+        raise UsageError(f"fusions {request.fusions} name a fusion more than once; each fusion is one run")
     prep = prepare(request, registry, reporter)
     plugins = {f: registry.create("fusion", f) for f in request.fusions}
     unknown = [k for k in prep.protocol["fusion"] if not any(k in p.default_params for p in plugins.values())]

@@ -50,7 +50,32 @@ FUSION_PARAMS = [  # kind 1: typed, ranged fusion parameters, checked before any
     (["--fusion", "concat,late", "--set", "fusion.combine=max"], "late: fusion.combine='max'"),
 ]
 
-CASES = [([*RUN, *args], fragment) for args, fragment in FUSION_PARAMS]
+NUMBERS = [  # kind 2: finite, ranged numbers; seeds within the generators' range
+    (["--set", "train.lr=.nan"], "train.lr must be a finite number in (0, 10], got nan"),
+    (["--set", "train.lr=1e400"], "train.lr must be a finite number in (0, 10], got inf"),
+    (["--set", "train.lr=0"], "train.lr must be a finite number in (0, 10]"),
+    (["--set", "train.weight_decay=-.inf"], "train.weight_decay must be a finite number"),
+    (["--set", "train.grad_clip=.nan"], "train.grad_clip must be a finite number"),
+    (["--set", "train.focal_gamma=true"], "train.focal_gamma must be a finite number"),
+    (["--set", "train.scheduler_factor=2"], "train.scheduler_factor must be a finite number in (0, 1]"),
+    (["--set", "train.scheduler_patience=-1"], "train.scheduler_patience must be an integer in [0, 1000000]"),
+    (["--set", "train.batch_size=1e12"], "train.batch_size must be a positive integer (at most 1000000)"),
+    (
+        ["--set", "train.max_epochs=100000000"],
+        "train.max_epochs must be a positive integer (at most",
+    ),
+    (["--seeds", "4294967296"], "--seeds 4294967296: seeds must lie in [0, 4294967295]"),
+    (["--seeds", "0-4294967295"], "name at most 10000 seeds"),
+    (["--seeds", "5-1"], "a range must increase"),
+    (
+        ["--set", "seeds=[0, 0]"],
+        "distinct integers in [0, 4294967295], got [0, 0]",
+    ),
+    (["--set", "seeds=[-1]"], "seeds must be a non-empty list of distinct integers in [0, 4294967295]"),
+    (["--set", "seeds=[4294967296]"], "seeds must be a non-empty list of distinct integers"),
+]
+
+CASES = [([*RUN, *args], fragment) for args, fragment in FUSION_PARAMS + NUMBERS]
 
 runner = CliRunner()
 
@@ -70,3 +95,17 @@ def test_hostile_input_exits_2_naming_it(args, fragment, tmp_path, monkeypatch):
     assert "Traceback" not in message and "internal error" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing may be written on bad input"
 
+
+def test_repeated_seeds_and_fusions_run_once_with_a_warning(tmp_path):
+    """``--seeds 0,0 --fusion concat,concat``: one run, reported as n = 1, and one warning each."""
+    import json
+
+    out = tmp_path / "out"
+    args = ["run", "--fusion", "concat,concat", "--seeds", "0,0", "--max-epochs", "1", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--set", "data.n_samples=300", "--out", str(out), "--format", "json"])
+    assert result.exit_code == 0, _message(result)
+    assert "warning: --seeds names 0 more than once" in _message(result)
+    assert "warning: --fusion names concat more than once" in _message(result)
+    assert len(list(out.glob("*seed0.json"))) == 1
+    summary = json.loads(result.stdout[result.stdout.index("{") :])["results"]
+    assert [(r["fusion"], r["n_seeds"], r["seeds"]) for r in summary] == [("concat", 1, [0])]
