@@ -57,8 +57,10 @@ def extract_command(
     """Extract audio/visual features from raw media into a resumable, traceable feature table."""
     with cli_errors():
         from mmbench.extraction.extract import run_extraction
+        from mmbench.runner.output_paths import check_writable_dir
         from mmbench.ui.console import RichReporter, err_console, out_console, print_json
 
+        check_writable_dir(output, "--output")
         reporter = RichReporter()
         result = run_extraction(
             manifest,

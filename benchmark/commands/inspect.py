@@ -57,9 +57,12 @@ def inspect_command(
             overrides=list(set_ or []),
             encoders=parse_encoders(encoder),
         )
+        from mmbench.runner.output_paths import check_writable_dir
+
+        out_dir = output if output is not None else Path(f"inspect-{dataset}")
+        check_writable_dir(out_dir, "--output")
         reporter = RichReporter()
         result = inspect_request(request, registry, reporter, tsne=tsne, max_points=max_points, seed=seed)
-        out_dir = output if output is not None else Path(f"inspect-{dataset}")
         files = write_report(result, out_dir)
         reporter.log(f"report written to {out_dir / files['markdown']}")
         if fmt == OutputFormat.json:

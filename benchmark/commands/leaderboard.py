@@ -143,6 +143,13 @@ def leaderboard(
             raise UsageError(f"--alpha must lie in (0, 1), got {alpha}")
         if resamples < 100:
             raise UsageError(f"--resamples must be at least 100, got {resamples}")
+        if output is not None:
+            from mmbench.runner.output_paths import check_writable_dir, check_writable_file
+
+            if fmt == BoardFormat.html:  # a site: a folder
+                check_writable_dir(output, "--output")
+            elif fmt is not None or output.suffix:
+                check_writable_file(output, "--output")
         if fmt is None and output is None:
             fmt = BoardFormat.table
         elif fmt is None:
@@ -170,6 +177,10 @@ def leaderboard(
         records_dir = stack.enter_context(open_runs(runs))  # a zip's records: unpacked safely, temporarily
         if run_plots and records_dir != runs:
             raise UsageError("--run-plots writes beside the records: give a folder, not a zip, with --runs")
+        if export_runs is not None:
+            from mmbench.runner.output_paths import check_writable_dir
+
+            check_writable_dir(export_runs, "--export-runs")
         datasets = split_csv(dataset)
         board = api.leaderboard(
             records_dir,

@@ -669,10 +669,12 @@ def run_benchmark(
 def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Prepared, list[dict[str, Any]]]:
     import torch
 
+    from mmbench.runner.output_paths import check_writable_dir
     from mmbench.training.tensors import split_tensors
     from mmbench.ui.console import announce_runs, finish_runs
 
     device = resolve_device(request.device)
+    check_writable_dir(request.out_dir, "--out")
     for name in request.fusions:
         registry.get("fusion", name)  # unknown names fail before any data is loaded
     if len(set(request.fusions)) < len(request.fusions):

@@ -387,6 +387,7 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any) -> SweepResu
     import torch
 
     from mmbench.records import load_record
+    from mmbench.runner.output_paths import check_writable_dir
     from mmbench.runner.run import (
         SilentReporter,
         prepare,
@@ -398,6 +399,7 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any) -> SweepResu
     from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
+    check_writable_dir(request.out_dir, "--out")
     if not request.datasets:
         raise UsageError("--dataset is empty")
     if not request.fusions:
