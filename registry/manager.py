@@ -1,7 +1,8 @@
 """Plugin discovery: load the ``mmbench`` entry points with pluggy, one failure at a time.
 
 pluggy's own ``load_setuptools_entrypoints`` stops at the first broken plugin. Here each entry
-point is loaded on its own: a plugin that fails to import is recorded (name, distribution,
+point is loaded on its own: a plugin that fails to import (any exception, ``SystemExit`` from
+``sys.exit()`` included; only ``KeyboardInterrupt`` passes) is recorded (name, distribution,
 error) and skipped, so the rest keep working. ``MMBENCH_STRICT_PLUGINS=1`` turns any such
 failure into an error. ``MMBENCH_DISABLE_PLUGINS=a,b`` skips the named entry points.
 """
@@ -84,7 +85,9 @@ def build_registry(
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit or any other exception at import: isolated too
             registry.plugins.append(info)
             _fail(
                 info,
@@ -115,7 +118,9 @@ def build_registry(
             registry._current = info
             try:
                 impl.function(registry=registry)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 _fail(
                     info,
                     registry,
@@ -168,7 +173,9 @@ def call_lifecycle(hook_name: str, **kwargs: Any) -> None:
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         try:
             impl.function(**{k: kwargs[k] for k in impl.argnames})
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a hook calling sys.exit() fails its run, not the process
             raise PluginError(
                 f"plugin {impl.plugin_name!r} raised in {hook_name}: {type(exc).__name__}: {exc}"
             ).with_traceback(sys.exc_info()[2]) from exc

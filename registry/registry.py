@@ -58,7 +58,9 @@ class Entry:
             obj = importlib.import_module(module_name)
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
-        except Exception as exc:  # report the plugin, not a bare ImportError
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # report the plugin, not a bare ImportError (or a sys.exit())
             raise PluginError(
                 f"{self.kind} {self.name!r} (plugin {self.plugin}) cannot be imported from "
                 f"{self.target!r}: {type(exc).__name__}: {exc}"

@@ -105,6 +105,33 @@ def test_broken_plugin_package_does_not_break_list(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "body", ["import sys\nsys.exit(1)\n", "raise SystemExit('bye')\n", "import os\nraise GeneratorExit\n"]
+)
+def test_plugin_exiting_at_import_is_isolated(tmp_path, body):
+    """A plugin module calling sys.exit() (or raising another BaseException) at import: every
+    command still works; the plugin is listed with its error (issue 19, kind 8)."""
+    (tmp_path / "exiting_mmbench_plugin.py").write_text(body)
+    dist = tmp_path / "exiting_mmbench_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: exiting-mmbench-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[mmbench]\nexiting = exiting_mmbench_plugin\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("MMBENCH_STRICT_PLUGINS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmbench", "list", "plugins", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    plugins = {p["name"]: p for p in json.loads(proc.stdout)["plugins"]}
+    assert plugins["exiting"]["distribution"] == "exiting-mmbench-plugin"
+    assert plugins["exiting"]["error"] and "failed to load" in plugins["exiting"]["error"]
+    assert plugins["builtin-fusions"]["error"] is None
+
+
 def test_third_party_fusion_package_is_runnable(tmp_path):
     """A fusion shipped by another distribution is listed and trains through `mmbench run`."""
     pkg = tmp_path / "thirdparty_fusion.py"
