@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -73,6 +74,7 @@ def open_storage(value: str | Path | None, must_exist: bool = False) -> Any:
             raise UsageError(f"no tuning storage at {path}; run `mmbench tune` first (or give --storage)")
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind == "journal":
+            repair_journal(path.resolve())
             return optuna.storages.JournalStorage(_journal_backend(str(path.resolve())))
         text = f"sqlite:///{path.resolve()}"
     retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
@@ -90,6 +92,78 @@ def open_storage(value: str | Path | None, must_exist: bool = False) -> Any:
         ) from None
     except Exception as exc:  # sqlalchemy's ArgumentError, OperationalError...
         raise UsageError(f"--storage {mask_url(text)}: cannot open the database: {exc}") from None
+
+
+def _journal_lock(path: Path) -> Any:
+    try:
+        from optuna.storages.journal import JournalFileSymlinkLock
+    except ImportError:  # optuna < 4.0
+        from optuna.storages import JournalFileSymlinkLock
+    return JournalFileSymlinkLock(str(path))
+
+
+def _parse_journal_line(line: bytes) -> bytes | None:
+    """The line if it is one JSON record; else the last whole record inside it; else None.
+
+    A writer killed mid-line leaves a record without its end; the next writer appends its own
+    record to that same line (``{"op_code": 4, "wor{"op_code": 5, ...}``). The record after the
+    damage is complete and is kept.
+    """
+    body = line.rstrip(b"\r\n")
+    start = 0
+    while True:
+        try:
+            json.loads(body[start:])
+            return body[start:] + b"\n"
+        except ValueError:
+            start = body.find(b'{"', start + 1)
+            if start < 0:
+                return None
+
+
+def repair_journal(path: Path) -> int:
+    """Repair a journal file whose records were cut off mid-line; return the records dropped.
+
+    Optuna's journal is one JSON record per line. A cut-off record (a worker killed while writing,
+    a full disk) makes every later read fail with ``JSONDecodeError``, so finished trials become
+    unreachable. Under the journal's own lock, the damaged tail is dropped (and a record appended
+    onto a damaged line is recovered); the file is rewritten atomically and one warning names it
+    and what was removed. Nothing already complete is lost.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    lock = _journal_lock(path)
+    lock.acquire()
+    try:
+        raw = path.read_bytes()
+        lines = raw.splitlines(keepends=True)
+        kept: list[bytes] = []
+        dropped = 0
+        for line in lines:
+            if not line.endswith(b"\n"):  # the last write never finished
+                dropped += 1
+                continue
+            fixed = _parse_journal_line(line)
+            if fixed is None:
+                dropped += 1
+            else:
+                kept.append(fixed)
+        repaired = b"".join(kept)
+        if repaired == raw:
+            return 0
+        from mmbench.records import atomic_write_bytes
+        from mmbench.ui.console import err_console
+
+        atomic_write_bytes(path, repaired)
+        err_console.print(
+            f"warning: {path}: repaired the tuning journal: {dropped} damaged record(s) removed, "
+            f"{len(raw) - len(repaired)} byte(s) dropped, {len(kept)} complete record(s) kept",
+            markup=False,
+            highlight=False,
+        )
+        return dropped
+    finally:
+        lock.release()
 
 
 def _journal_backend(path: str) -> Any:

@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import pickle
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,7 +31,7 @@ import numpy as np
 
 from mmbench.contracts import LENGTHS_KEY, EncoderPlugin
 from mmbench.data import MultimodalData
-from mmbench.errors import UsageError
+from mmbench.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -238,6 +239,19 @@ def load_pretrained(folder: Path, pooling: str, frozen: bool) -> tuple[Any, nn.M
         model, info = AutoModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
     except OSError as exc:
         raise UsageError(f"cannot load the text model from {folder}: {exc}") from None
+    except pickle.UnpicklingError as exc:
+        # torch.load(weights_only=True) met a pickle that names code (a .bin made to run it):
+        # refused, and reported with the file instead of torch's advice to disable the check.
+        blocked = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), "")
+        bins = ", ".join(str(f) for f in weight_files(folder) if f.suffix == ".bin") or str(folder)
+        raise DataError(
+            "refused to load: the weights file holds Python objects other than tensors, which could "
+            f"run code when loaded ({blocked or type(exc).__name__}); use a safetensors copy of the "
+            "model from a trusted source",
+            path=bins,
+        ) from None
+    except Exception as exc:  # a damaged config, tokenizer or weights file
+        raise UsageError(f"cannot load the text model from {folder}: {type(exc).__name__}: {exc}") from None
     finally:
         if bar:
             hf_logging.enable_progress_bar()

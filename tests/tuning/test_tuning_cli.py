@@ -203,3 +203,47 @@ def test_ctrl_c_keeps_the_study_consistent_and_rerun_resumes(tmp_path):
     study = _study(journal)
     assert len(study.get_trials(deepcopy=False)) == before + 2
     assert all(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def test_journal_cut_mid_record_is_repaired_with_one_warning(tmp_path, monkeypatch):
+    """A journal whose last record was cut off mid-line (a killed worker): the damaged tail is
+    dropped with one warning naming the file, finished trials stay reachable and tuning goes on
+    (issue 19, kind 7)."""
+    monkeypatch.chdir(tmp_path)
+    journal = tmp_path / "study.log"
+    args = [
+        "tune",
+        "--fusion",
+        "concat",
+        "--storage",
+        str(journal),
+        "--max-epochs",
+        "1",
+        "--no-export",
+        *TINY,
+    ]
+    first = runner.invoke(app, [*args, "--trials", "2", "--format", "json"])
+    assert first.exit_code == 0, _message(first)
+    raw = journal.read_bytes()
+    journal.write_bytes(raw[:-7])  # the last record loses its end (and its newline)
+    more = runner.invoke(app, [*args, "--trials", "1", "--format", "json"])
+    assert more.exit_code == 0, _message(more)
+    assert f"warning: {journal}: repaired the tuning journal: 1 damaged record(s) removed" in _message(more)
+    shown = runner.invoke(app, ["tune", "--fusion", "concat", "--storage", str(journal), "--show", *TINY])
+    assert shown.exit_code == 0, _message(shown)
+    assert "repaired" not in _message(shown), "a repaired journal is not repaired again"
+    trials = _study(journal).get_trials(deepcopy=False)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) >= 2
+    assert len(trials) == 3
+
+
+def test_journal_record_appended_onto_a_damaged_line_is_recovered(tmp_path):
+    from mmbench.tuning.storage import repair_journal
+
+    good = [b'{"op_code":0,"worker_id":"a","study_name":"s","directions":[1]}\n', b'{"op_code":4,"x":1}\n']
+    damaged = good[0] + b'{"op_code":5,"worker_id":"a","tri' + good[1] + b'{"op_code":6,"va'
+    journal = tmp_path / "j.log"
+    journal.write_bytes(damaged)
+    assert repair_journal(journal) == 1
+    assert journal.read_bytes() == b"".join(good)
+    assert repair_journal(journal) == 0

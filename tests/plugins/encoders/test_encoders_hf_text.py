@@ -174,3 +174,38 @@ def test_file_hash_is_remembered_by_path_size_and_mtime(tmp_path):
     assert file_sha256(f) == first
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: hashed again
     assert file_sha256(f) != first
+
+
+def test_code_carrying_bin_is_refused_naming_the_file(tmp_path, monkeypatch):
+    """A model folder whose pytorch_model.bin pickles ``os.system``: exit 2 naming the .bin, the
+    code never runs, and no advice to turn ``weights_only`` off (issue 19, kind 7)."""
+    import torch
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from mmbench.cli import app
+    from mmbench.registry.manager import set_registry
+    from tests.plugins.encoders.encoder_fixtures import TinyTextPlugin
+
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = tiny_bert(tmp_path / "bert")
+    state = dict(load_file(str(folder / "model.safetensors")))
+    (folder / "model.safetensors").unlink()
+    torch.save({**state, "payload": Payload()}, folder / "pytorch_model.bin")
+    set_registry(*build_registry([("tiny-text", TinyTextPlugin())]))
+    try:
+        args = ["run", "--dataset", "tinytext", "--encoder", "text=hf-text", "--fusion", "unimodal"]
+        args += ["--set", f"encoders.text.model={folder}", "--set", "data.n_samples=20", "--max-epochs", "1"]
+        result = CliRunner().invoke(app, [*args, "--device", "cpu", "--out", str(tmp_path / "out")])
+    finally:
+        set_registry(*build_registry())
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert str(folder / "pytorch_model.bin") in message and "refused to load" in message
+    assert "weights_only" not in message and "Traceback" not in message
+    assert not marker.exists(), "the pickled code must not run"
