@@ -79,7 +79,7 @@ def read_feature_table(
     _check_file(path)
     from mmbench.runner.encoding_cache import file_sha256
 
-    sha = file_sha256(path)
+    sha = file_sha256(path, remember=False)  # a data file is hashed in full: an edit always shows
     request = {
         "vectors": list(vector_columns),
         "texts": list(text_columns),
@@ -538,10 +538,13 @@ def _cache_key(sha: str, request: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _cache_paths(key: str) -> tuple[Path, Path]:
-    from mmbench.runner.encoding_cache import cache_dir
+def _cache_paths(key: str) -> tuple[Path, Path] | None:
+    from mmbench.runner.encoding_cache import usable_cache_dir
 
-    path = cache_dir() / "tables" / f"{key}.npz"
+    root = usable_cache_dir()
+    if root is None:
+        return None
+    path = root / "tables" / f"{key}.npz"
     return path, path.with_suffix(".json")
 
 
@@ -570,7 +573,10 @@ def _cache_store(
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
         streams[f"t{i}_data"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         streams[f"t{i}_offsets"] = offsets
-    path, meta_path = _cache_paths(key)
+    paths = _cache_paths(key)
+    if paths is None:
+        return
+    path, meta_path = paths
     store(path, meta_path, streams, {"table": str(source), "sha256": sha}, seconds)
 
 
@@ -578,7 +584,10 @@ def _cache_load(key: str) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, 
     """The cached parse for ``key``, or None when absent or not exactly as written (checksum, shapes)."""
     from mmbench.runner.encoding_cache import load_cached
 
-    path, meta_path = _cache_paths(key)
+    paths = _cache_paths(key)
+    if paths is None:
+        return None
+    path, meta_path = paths
     if not (path.exists() and meta_path.exists()):
         return None
     loaded = load_cached(path, meta_path)

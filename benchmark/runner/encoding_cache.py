@@ -40,6 +40,50 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "mmbench"
 
 
+#: Cache folders already checked in this process: path -> usable (each unusable one warned once).
+_CHECKED: dict[str, bool] = {}
+
+
+def usable_cache_dir() -> Path | None:
+    """:func:`cache_dir` if it is (or can be made) a writable folder, else ``None``.
+
+    A read-only cache folder, a cache path that is a file or a ``HOME`` that is a file must not
+    stop a run: mmbench then works without a cache, after one warning on stderr naming the folder
+    and the reason (once per folder and process).
+    """
+    import tempfile
+
+    error = ""
+    try:
+        root: Path | None = cache_dir()
+    except RuntimeError as exc:  # no home folder at all
+        root, error = None, str(exc)
+    key = str(root)
+    if key in _CHECKED:
+        return root if _CHECKED[key] else None
+    if root is not None:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".mmbench-write-test-", dir=root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            error = exc.strerror or type(exc).__name__
+    _CHECKED[key] = not error
+    if error:
+        from mmbench.ui.console import err_console
+
+        err_console.print(
+            f"warning: cache folder {root} is unusable ({error}); running without a cache "
+            "(set MMBENCH_CACHE to a writable folder)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return None
+    return root
+
+
 def encoder_spec(protocol: dict[str, Any], modality: str) -> tuple[str, dict[str, Any]]:
     """The encoder chosen for a modality: ``name`` or ``{name: ..., <options>}``."""
     value = protocol.get("encoders", {}).get(modality, DEFAULT_ENCODER)
@@ -59,25 +103,45 @@ def cache_key(identity: dict[str, Any], data_fingerprint: str, modality: str) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def file_sha256(path: Path | str) -> str:
-    """SHA-256 of a file's bytes, remembered by (real path, size, mtime) so weights hash once."""
+def _stat_key(stat: os.stat_result) -> dict[str, int]:
+    # ctime is set by the kernel on every change of content or metadata (os.utime included), so
+    # an edited file cannot pass for the old one by restoring its size and modification time.
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "ino": stat.st_ino,
+    }
+
+
+def file_sha256(path: Path | str, remember: bool = True) -> str:
+    """SHA-256 of a file's bytes.
+
+    With ``remember`` (model weights: large, rarely edited) the hash is remembered by real path,
+    size, mtime, ctime and inode, so weights hash once. Data files are hashed in full every
+    time (``remember=False``): their hash keys the parsed-table cache and must not be fooled.
+    """
     real = Path(path).resolve()
     stat = real.stat()
-    index_path = cache_dir() / _HASH_INDEX
-    try:
-        index = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    entry = index.get(str(real))
-    if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
-        return str(entry["sha256"])
+    root = usable_cache_dir() if remember else None
+    index_path = root / _HASH_INDEX if root is not None else None
+    index: dict[str, Any] = {}
+    if index_path is not None:
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, ValueError):
+            index = {}
+        entry = index.get(str(real)) if isinstance(index, dict) else None
+        if isinstance(entry, dict) and {k: entry.get(k) for k in _stat_key(stat)} == _stat_key(stat):
+            return str(entry["sha256"])
     digest = hashlib.sha256()
     with real.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    index[str(real)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
-    with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
-        atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True))
+    if index_path is not None and isinstance(index, dict):
+        index[str(real)] = {**_stat_key(stat), "sha256": digest.hexdigest()}
+        with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
+            atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True))
     return digest.hexdigest()
 
 
@@ -193,11 +257,12 @@ def encode_dataset(
             entry["seconds"] = round(time.perf_counter() - t0, 3)
             log(f"{modality}: {name} is trained inside the model (tokenised in {entry['seconds']:.1f}s)")
             continue
-        if not getattr(encoder, "cacheable", True):
+        root = usable_cache_dir()
+        if not getattr(encoder, "cacheable", True) or root is None:
             streams = check_streams(encoder.encode(data, modality, options), data.n, name, modality)
         else:
             key = cache_key(identity, data.fingerprint, modality)
-            path = cache_dir() / "features" / f"{key}.npz"
+            path = root / "features" / f"{key}.npz"
             meta_path = path.with_suffix(".json")
             cached = load_cached(path, meta_path) if path.exists() and meta_path.exists() else None
             if cached is not None:
@@ -213,7 +278,8 @@ def encode_dataset(
                 log(f"{modality}: encoding with {name}")
                 streams = check_streams(encoder.encode(data, modality, options), data.n, name, modality)
                 seconds = time.perf_counter() - t0
-                store(path, meta_path, streams, identity, seconds)
+                with contextlib.suppress(OSError):  # a full or vanished cache costs encoding again
+                    store(path, meta_path, streams, identity, seconds)
                 entry["cache"] = "miss"
                 log(f"{modality}: {name} encoded {data.n} samples in {seconds:.1f}s (cached as {key[:12]})")
         entry["seconds"] = round(time.perf_counter() - t0, 3)

@@ -160,6 +160,7 @@ def repair_journal(path: Path) -> int:
             f"{len(raw) - len(repaired)} byte(s) dropped, {len(kept)} complete record(s) kept",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         return dropped
     finally:

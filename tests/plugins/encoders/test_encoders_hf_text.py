@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -164,16 +165,26 @@ def file_sha256_digest(folder):
     return h.hexdigest()
 
 
-def test_file_hash_is_remembered_by_path_size_and_mtime(tmp_path):
+def test_file_hash_is_remembered_until_the_file_changes(tmp_path):
+    """Weights hash once; an edit that restores size and mtime is still seen (ctime changes)."""
+    import json
+
+    from mmbench.runner.encoding_cache import cache_dir
+
     f = tmp_path / "weights.bin"
     f.write_bytes(b"a" * 1000)
     first = file_sha256(f)
+    assert first == hashlib.sha256(b"a" * 1000).hexdigest()
+    index_path = cache_dir() / "file_hashes.json"
+    index = json.loads(index_path.read_text())
+    index[str(f.resolve())]["sha256"] = "remembered"  # proves the remembered value is served
+    index_path.write_text(json.dumps(index))
+    assert file_sha256(f) == "remembered"
+    assert file_sha256(f, remember=False) == first
     st = f.stat()
-    f.write_bytes(b"b" * 1000)  # same size; put the old mtime back: the remembered hash is used
+    f.write_bytes(b"b" * 1000)  # same size; the old mtime put back: hashed again all the same
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert file_sha256(f) == first
-    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: hashed again
-    assert file_sha256(f) != first
+    assert file_sha256(f) == hashlib.sha256(b"b" * 1000).hexdigest()
 
 
 def test_code_carrying_bin_is_refused_naming_the_file(tmp_path, monkeypatch):
