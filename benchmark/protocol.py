@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from mmbench.errors import UsageError
+from mmbench.formats.safe_yaml import load_yaml
 
 #: Top-level keys that do not enter the fingerprint: what is compared, not how.
 NOT_FINGERPRINTED = ("seeds", "fusion", "encoders")
@@ -52,7 +53,7 @@ METRICS = ("weighted_f1", "macro_f1", "accuracy")
 def _read_yaml(path: Path | Any) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text) or {}
+        loaded = load_yaml(text, f"protocol file {path}") or {}
     except FileNotFoundError:
         raise UsageError(f"protocol file {path} does not exist") from None
     except yaml.YAMLError as exc:
@@ -86,7 +87,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise UsageError(f"--set expects key=value (for example train.lr=0.0005), got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str):

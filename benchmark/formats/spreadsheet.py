@@ -44,6 +44,14 @@ _EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _CELL_REF = re.compile(r"([A-Za-z]+)")
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
+#: Excel's own sheet limit; a row number or row count above it is a damaged or crafted file.
+MAX_ROWS = 1_048_576
+#: Largest uncompressed workbook part read (worksheet, shared strings).
+MAX_PART_BYTES = 4 << 30
+#: Largest compression ratio of a part over 16 MiB. Text of numbers compresses about 3:1; a
+#: part that expands 100 times or more is a decompression bomb (35 million empty rows in 326 KB).
+MAX_RATIO, RATIO_FROM_BYTES = 100, 16 << 20
+
 
 @dataclass
 class FeatureTable:
@@ -421,12 +429,30 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[int, str]]]:
     with archive:
         try:
             sheet, strings_part = _workbook_parts(archive)
+            for part in (sheet, strings_part):
+                if part is not None:
+                    _check_part_size(path, archive.getinfo(part))
             shared = _shared_strings(archive, strings_part) if strings_part else []
             with archive.open(sheet) as fh:
                 yield from _sheet_rows(fh, shared)
         except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, EOFError, ValueError, IndexError) as e:
             message = f"damaged or unsupported .xlsx workbook ({type(e).__name__}: {e})"
             raise DataError(message, path=path) from None
+
+
+def _check_part_size(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse a part whose uncompressed size (from the zip directory, before inflating) is a bomb."""
+    size, packed = info.file_size, max(info.compress_size, 1)
+    if size > MAX_PART_BYTES:
+        raise DataError(
+            f"{info.filename} would unpack to {size:,} bytes (limit {MAX_PART_BYTES:,}); refused", path=path
+        )
+    if size > RATIO_FROM_BYTES and size / packed > MAX_RATIO:
+        raise DataError(
+            f"{info.filename} would unpack from {packed:,} to {size:,} bytes ({size // packed:,} times; "
+            f"spreadsheets of numbers stay under {MAX_RATIO}); refused as a decompression bomb",
+            path=path,
+        )
 
 
 def _workbook_parts(archive: zipfile.ZipFile) -> tuple[str, str | None]:
@@ -476,23 +502,35 @@ def _rich_text(el: ElementTree.Element) -> str:
 def _shared_strings(archive: zipfile.ZipFile, member: str) -> list[str]:
     strings: list[str] = []
     with archive.open(member) as fh:
-        for _, el in ElementTree.iterparse(fh, events=("end",)):
-            if _local(el.tag) == "si":
+        root = None
+        for event, el in ElementTree.iterparse(fh, events=("start", "end")):
+            if root is None:
+                root = el
+            if event == "end" and _local(el.tag) == "si":
                 strings.append(_rich_text(el))
                 el.clear()
+                root.clear()  # read strings leave the tree
     return strings
 
 
 def _sheet_rows(fh: io.BufferedIOBase, shared: list[str]) -> Iterator[tuple[int, dict[int, str]]]:
+    """Rows of a worksheet's XML; memory stays bounded: each row is dropped once read."""
     row_number = 0
+    n_rows = 0
     column = -1
     values: dict[int, str] = {}
+    parents: list[ElementTree.Element] = []
     for event, el in ElementTree.iterparse(fh, events=("start", "end")):
         tag = _local(el.tag)
         if event == "start":
-            if tag == "row":
+            if tag == "sheetData":
+                parents.append(el)
+            elif tag == "row":
                 r = el.get("r")
                 row_number = int(r) if r else row_number + 1
+                n_rows += 1
+                if row_number > MAX_ROWS or n_rows > MAX_ROWS:
+                    raise ValueError(f"the worksheet has more than {MAX_ROWS:,} rows (Excel's limit)")
                 column, values = -1, {}
             continue
         if tag == "c":
@@ -507,6 +545,8 @@ def _sheet_rows(fh: io.BufferedIOBase, shared: list[str]) -> Iterator[tuple[int,
             if values:
                 yield row_number, values
             el.clear()
+            if parents and len(parents[-1]):
+                parents[-1].clear()  # drop read rows: 35 million empty rows must not stay in memory
 
 
 def _cell_value(el: ElementTree.Element, shared: list[str]) -> str | None:

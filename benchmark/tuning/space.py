@@ -145,8 +145,10 @@ def load_space(path: Path) -> SearchSpace:
     """Read a ``--space`` YAML file (see docs/tuning.md for the format)."""
     import yaml
 
+    from mmbench.formats.safe_yaml import load_yaml
+
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        doc = load_yaml(Path(path).read_text(encoding="utf-8"), f"--space {path}")
     except FileNotFoundError:
         raise UsageError(f"--space {path}: no such file") from None
     except yaml.YAMLError as exc:

@@ -41,8 +41,10 @@ def find_tuned(dataset: str, fusion: str) -> Any | None:
 def _read(source: Any, label: str) -> dict[str, Any]:
     import yaml
 
+    from mmbench.formats.safe_yaml import load_yaml
+
     try:
-        doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+        doc = load_yaml(source.read_text(encoding="utf-8"), f"--params {label}")
     except yaml.YAMLError as exc:
         raise UsageError(f"--params {label}: not valid YAML: {exc}") from None
     except OSError as exc:

@@ -118,27 +118,18 @@ def mfcc(
     return dct(log_mel, type=2, norm="ortho", axis=-1)[:, :n_mfcc].astype(np.float32)
 
 
-def yin_pitch(
-    x: np.ndarray,
-    sample_rate: int,
-    fmin: float = 60.0,
-    fmax: float = 500.0,
-    hop: int = 160,
-    win: int = 512,
-    threshold: float = 0.15,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """YIN F0 per frame: ``(f0_hz, voiced, frame_rms)``, each ``[T]`` (f0 is 0 where unvoiced).
+#: Frames processed at once by ``yin_pitch`` and ``prosody_features`` (10 s at a 10 ms hop): their
+#: working memory is bounded by this, whatever the clip's length (a 10-minute clip used 2.2 GB).
+CHUNK_FRAMES = 1024
 
-    The difference function is computed for all frames at once with FFT cross-correlation; a
-    frame is voiced when its cumulative-mean-normalised difference dips below ``threshold`` and
-    its RMS is above 5% of the loudest frame's.
-    """
-    tmin, tmax = int(sample_rate / fmax), int(np.ceil(sample_rate / fmin))
-    length = win + tmax
-    x = x.astype(np.float64)
-    if len(x) < length:
-        x = np.pad(x, (0, length - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, max(size, 1))]
+
+
+def _yin_chunk(frames: np.ndarray, win: int, tmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative-mean-normalised difference ``[F, tmax + 1]`` and frame energy ``[F]`` of float64 frames."""
+    length = frames.shape[1]
     n = 1 << int(np.ceil(np.log2(length + win)))
     corr = np.fft.irfft(np.conj(np.fft.rfft(frames[:, :win], n)) * np.fft.rfft(frames, n), n)[:, : tmax + 1]
     cum = np.concatenate([np.zeros((len(frames), 1)), np.cumsum(frames**2, axis=1)], axis=1)
@@ -149,25 +140,60 @@ def yin_pitch(
     running = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tmax + 1)
     cmnd = np.ones_like(diff)
     cmnd[:, 1:] = np.where(running > 0, diff[:, 1:] / np.maximum(running, 1e-300), 1.0)
+    return cmnd, energy0
+
+
+def yin_pitch(
+    x: np.ndarray,
+    sample_rate: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    hop: int = 160,
+    win: int = 512,
+    threshold: float = 0.15,
+    chunk_frames: int = CHUNK_FRAMES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YIN F0 per frame: ``(f0_hz, voiced, frame_rms)``, each ``[T]`` (f0 is 0 where unvoiced).
+
+    The difference function is computed with FFT cross-correlation, ``chunk_frames`` frames at a
+    time (memory bounded whatever the clip's length; the result does not depend on it); a frame
+    is voiced when its cumulative-mean-normalised difference dips below ``threshold`` and its RMS
+    is above 5% of the loudest frame's.
+    """
+    tmin, tmax = int(sample_rate / fmax), int(np.ceil(sample_rate / fmin))
+    length = win + tmax
+    if len(x) < length:
+        x = np.pad(x, (0, length - len(x)))
+    view = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]  # no copy
+    parts = _chunks(len(view), chunk_frames)
+    energy0 = np.empty(len(view))
+    for part in parts:  # pass 1: the loudest frame sets the voicing threshold
+        frames = view[part].astype(np.float64)
+        cum = np.cumsum(frames[:, :win] ** 2, axis=1)
+        energy0[part] = cum[:, -1]
     rms = np.sqrt(energy0 / win)
     loud = rms > max(0.05 * float(rms.max(initial=0.0)), 1e-5)
-    f0 = np.zeros(len(frames))
-    voiced = np.zeros(len(frames), dtype=bool)
-    for t in np.flatnonzero(loud):
-        row = cmnd[t]
-        below = np.flatnonzero(row[tmin : tmax + 1] < threshold)
-        if len(below) == 0:
+    f0 = np.zeros(len(view))
+    voiced = np.zeros(len(view), dtype=bool)
+    for part in parts:
+        if not loud[part].any():
             continue
-        tau = tmin + int(below[0])
-        while tau < tmax and row[tau + 1] < row[tau]:
-            tau += 1
-        shift = 0.0
-        if 0 < tau < tmax:
-            a, b, c = row[tau - 1], row[tau], row[tau + 1]
-            denom = a - 2 * b + c
-            shift = 0.5 * (a - c) / denom if denom > 0 else 0.0
-        f0[t] = sample_rate / (tau + shift)
-        voiced[t] = True
+        cmnd, _ = _yin_chunk(view[part].astype(np.float64), win, tmax)
+        for t in np.flatnonzero(loud[part]):
+            row = cmnd[t]
+            below = np.flatnonzero(row[tmin : tmax + 1] < threshold)
+            if len(below) == 0:
+                continue
+            tau = tmin + int(below[0])
+            while tau < tmax and row[tau + 1] < row[tau]:
+                tau += 1
+            shift = 0.0
+            if 0 < tau < tmax:
+                a, b, c = row[tau - 1], row[tau], row[tau + 1]
+                denom = a - 2 * b + c
+                shift = 0.5 * (a - c) / denom if denom > 0 else 0.0
+            f0[part.start + t] = sample_rate / (tau + shift)
+            voiced[part.start + t] = True
     return f0, voiced, rms
 
 
@@ -211,32 +237,77 @@ def _stats(values: np.ndarray, *fns: str) -> list[float]:
     return [float(table[f](values)) for f in fns]
 
 
-def prosody_features(x: np.ndarray, sample_rate: int, fmin: float = 60.0, fmax: float = 500.0) -> np.ndarray:
-    """The 25 statistics of :data:`PROSODY_FEATURES` for one mono signal."""
+def _spectral_chunks(
+    x: np.ndarray, sample_rate: int, chunk_frames: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame ``rms, zcr`` (25 ms frames) and, from the power spectrum, ``centroid, bandwidth,
+    rolloff, flatness`` (frames that are not digital silence) and the onset envelope,
+    ``chunk_frames`` frames at a time.
+
+    Row by row this is :func:`power_spectrogram`, :func:`onset_envelope` and the frame statistics
+    of the whole signal; only the working memory differs.
+    """
+    from scipy.signal import get_window
+
     hop = int(round(sample_rate * 0.01))
-    f0, voiced, _ = yin_pitch(x, sample_rate, fmin=fmin, fmax=fmax, hop=hop)
+    win = int(round(sample_rate * 0.025))
+    n_fft = max(512, win)
+    window = get_window("hann", win, fftbins=True)
+    frames_view = frame_signal(x, win, hop)  # a view of the padded signal
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    mel_fb = mel_filterbank(sample_rate, n_fft, 40).T
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rms", "zcr", "c", "bw", "ro", "fl", "env")}
+    previous = None
+    for part in _chunks(len(frames_view), chunk_frames):
+        frames = frames_view[part].astype(np.float64)
+        out["rms"].append(np.sqrt(np.mean(frames**2, axis=1)))
+        signs = np.signbit(frames)
+        out["zcr"].append(np.mean(signs[:, 1:] != signs[:, :-1], axis=1))
+        spec = np.fft.rfft(frames * window, n=n_fft, axis=-1)
+        power = spec.real**2 + spec.imag**2
+        mag = np.sqrt(power)
+        total = mag.sum(axis=1)
+        active = total > 1e-8  # spectral shape is undefined for digital silence
+        m, p = mag[active], power[active]
+        centroid = (m @ freqs) / total[active]
+        out["c"].append(centroid)
+        out["bw"].append(
+            np.sqrt(np.sum(m * (freqs[None, :] - centroid[:, None]) ** 2, axis=1) / total[active])
+        )
+        cumulative = np.cumsum(m, axis=1)
+        out["ro"].append(freqs[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)])
+        out["fl"].append(np.exp(np.mean(np.log(p + 1e-12), axis=1)) / (np.mean(p, axis=1) + 1e-12))
+        log_mel = 10.0 * np.log10(np.maximum(power @ mel_fb, 1e-10))
+        joined = log_mel if previous is None else np.concatenate([previous, log_mel])
+        flux = np.maximum(np.diff(joined, axis=0), 0.0).sum(axis=1)
+        out["env"].append(np.concatenate([[0.0], flux]) if previous is None else flux)
+        previous = log_mel[-1:]
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+    return cat["rms"], cat["zcr"], cat["c"], cat["bw"], cat["ro"], cat["fl"], cat["env"]
+
+
+def prosody_features(
+    x: np.ndarray,
+    sample_rate: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    chunk_frames: int = CHUNK_FRAMES,
+) -> np.ndarray:
+    """The 25 statistics of :data:`PROSODY_FEATURES` for one mono signal.
+
+    Frames are processed ``chunk_frames`` at a time: beyond the signal itself and one value per
+    10 ms frame, memory does not grow with the clip's length (the result does not depend on it).
+    """
+    hop = int(round(sample_rate * 0.01))
+    f0, voiced, _ = yin_pitch(x, sample_rate, fmin=fmin, fmax=fmax, hop=hop, chunk_frames=chunk_frames)
     pitch = f0[voiced]
     slope = 0.0
     if len(pitch) >= 2:
         times = np.flatnonzero(voiced) * hop / sample_rate
         slope = float(np.polyfit(times, pitch, 1)[0]) if np.ptp(times) > 0 else 0.0
-    win = int(round(sample_rate * 0.025))
-    frames = frame_signal(x.astype(np.float64), win, hop)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    signs = np.signbit(frames)
-    zcr = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
-    power = power_spectrogram(x, sample_rate)
-    mag = np.sqrt(power)
-    freqs = np.linspace(0, sample_rate / 2, power.shape[1])
-    total = mag.sum(axis=1)
-    active = total > 1e-8  # spectral shape is undefined for digital silence
-    m, p = mag[active], power[active]
-    centroid = (m @ freqs) / total[active]
-    bandwidth = np.sqrt(np.sum(m * (freqs[None, :] - centroid[:, None]) ** 2, axis=1) / total[active])
-    cumulative = np.cumsum(m, axis=1)
-    rolloff = freqs[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)]
-    flatness = np.exp(np.mean(np.log(p + 1e-12), axis=1)) / (np.mean(p, axis=1) + 1e-12)
-    envelope = onset_envelope(x, sample_rate)
+    rms, zcr, centroid, bandwidth, rolloff, flatness, envelope = _spectral_chunks(
+        x, sample_rate, chunk_frames
+    )
     frame_rate = sample_rate / hop
     peaks = 0
     if len(envelope) >= 3 and envelope.std() > 0:

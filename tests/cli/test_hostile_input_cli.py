@@ -172,3 +172,23 @@ def test_output_path_is_checked_up_front(command, option, kind, fragment, tmp_pa
     assert "loaded" not in message, "the path must be checked before the data is loaded"
     assert "Traceback" not in message and "internal error" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("where", ["--protocol", "--set"])
+def test_yaml_alias_bomb_exits_2(where, tmp_path, monkeypatch):
+    """kind 6: "billion laughs" (582 bytes) as --protocol or inside --set: refused before expanding."""
+    from tests.formats.bombs import billion_laughs_yaml
+
+    monkeypatch.chdir(tmp_path)
+    if where == "--protocol":
+        (tmp_path / "laughs.yaml").write_text(billion_laughs_yaml())
+        extra = ["--protocol", "laughs.yaml"]
+    else:
+        extra = ["--set", "data.note=" + billion_laughs_yaml(flow=True)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = runner.invoke(app, [*RUN, *extra])
+    message = _message(result)
+    assert result.exit_code == 2, message
+    assert "refused: expands to 490,329,064 values through YAML aliases" in message
+    assert ("laughs.yaml" in message) if where == "--protocol" else ("--set data.note" in message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
