@@ -39,6 +39,9 @@ class DatasetPlugin:
     needs_data: ClassVar[bool] = False
     #: What files are expected and where researchers obtain them.
     data_help: ClassVar[str] = ""
+    #: Regular expression every utterance id of this dataset matches (``None``: any). ``mmbench
+    #: extract`` uses it to name the dataset in the ``mmbench run`` line it prints.
+    id_pattern: ClassVar[str | None] = None
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
         raise NotImplementedError
@@ -349,6 +352,12 @@ class Extractor:
     def extract(self, path: Path) -> np.ndarray:
         """Features of one media file as float32 ``[D]`` (or ``[T, D]``)."""
         raise NotImplementedError
+
+    def extract_with_info(self, path: Path) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """:meth:`extract` and what was read (``None`` here). Audio extractors return the file's
+        ``sample_rate``, ``channels``, ``duration_s``, ``resampled_to`` and any ``warning``;
+        ``mmbench extract`` records them per clip in ``manifest.json``."""
+        return self.extract(path), None
 
 
 # ---------------------------------------------------------------- trackers (``--track NAME``)

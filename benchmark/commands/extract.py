@@ -52,6 +52,14 @@ def extract_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 when any clip cannot be extracted.")
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset that reads the table, for the printed run line (default: the one whose ids match).",
+        ),
+    ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Summary format.")] = OutputFormat.table,
 ) -> None:
     """Extract audio/visual features from raw media into a resumable, traceable feature table."""
@@ -71,6 +79,7 @@ def extract_command(
             workers=workers,
             strict=strict,
             log=reporter.log,
+            dataset=dataset,
         )
         if fmt == OutputFormat.json:
             print_json(result.summary)

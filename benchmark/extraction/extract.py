@@ -94,6 +94,15 @@ class Utterance:
     extra: dict[str, str]
     audio: Path | None = None
     video: Path | None = None
+    #: the ``Split`` column's value: ids need only be unique within a split (MELD restarts them)
+    split: str = ""
+    #: whether ids repeat across splits, so that the split is part of the identity
+    scoped: bool = False
+
+    @property
+    def key(self) -> str:
+        """The utterance's identity: ``split/id`` when ids repeat across splits, else ``id``."""
+        return f"{self.split}/{self.id}" if self.scoped and self.split else self.id
 
     def media(self, modality: str) -> Path:
         path = self.audio if modality == "audio" else self.video
@@ -115,11 +124,13 @@ def _read_table(path: Path) -> Any:
         raise DataError(f"cannot read the manifest: {exc}", path=path) from None
 
 
-def _find_media(ident: str, folder: Path, suffixes: tuple[str, ...]) -> Path | None:
-    for suffix in suffixes:
-        candidate = folder / f"{ident}{suffix}"
-        if candidate.is_file():
-            return candidate
+def _find_media(ident: str, folder: Path, suffixes: tuple[str, ...], split: str = "") -> Path | None:
+    """``<folder>/<split>/<id><suffix>`` (ids scoped by split), else ``<folder>/<id><suffix>``."""
+    for base in ([folder / split] if split else []) + [folder]:
+        for suffix in suffixes:
+            candidate = base / f"{ident}{suffix}"
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -157,22 +168,27 @@ def read_manifest(
     out: list[Utterance] = []
     seen: dict[str, int] = {}
     missing: list[tuple[int, str]] = []
+    has_split = SPLIT_COLUMN in columns
     for i, rec in enumerate(df.to_dict("records")):
         row = i + 2
         ident = str(rec[id_col]).strip()
+        split = str(rec[SPLIT_COLUMN]).strip() if has_split else ""
         if not ident:
             raise DataError("empty utterance id", path=path, row=row, column=id_col)
-        if ident in seen:
+        key = f"{split}/{ident}" if split else ident
+        if key in seen:
+            within = f" within split {split!r}" if split else ""
             raise DataError(
-                f"utterance id {ident!r} repeats row {seen[ident]}", path=path, row=row, column=id_col
+                f"utterance id {ident!r} repeats row {seen[key]}{within}", path=path, row=row, column=id_col
             )
-        seen[ident] = row
+        seen[key] = row
         utt = Utterance(
             row=row,
             id=ident,
             text=str(rec[TEXT_COLUMN]),
             label=str(rec[LABEL_COLUMN]).strip(),
             extra={c: str(rec[c]) for c in columns if c not in skip},
+            split=split,
         )
         if not utt.label:
             raise DataError("empty label", path=path, row=row, column=LABEL_COLUMN)
@@ -182,21 +198,23 @@ def read_manifest(
             return (base / Path(value).expanduser()) if value else None
 
         if need_video:
-            utt.video = explicit(video_col) or _find_media(ident, Path(video_dir or base), VIDEO_SUFFIXES)
+            utt.video = explicit(video_col) or _find_media(
+                ident, Path(video_dir or base), VIDEO_SUFFIXES, split
+            )
             if utt.video is None or not utt.video.is_file():
                 shown = utt.video or Path(video_dir or base) / f"{ident}.mp4"
                 missing.append((row, f"video file {shown} does not exist"))
         if need_audio:
             utt.audio = explicit(audio_col)
             if utt.audio is None and audio_dir is not None:
-                utt.audio = _find_media(ident, Path(audio_dir), AUDIO_SUFFIXES)
+                utt.audio = _find_media(ident, Path(audio_dir), AUDIO_SUFFIXES, split)
                 if utt.audio is None:
                     missing.append((row, f"audio file {Path(audio_dir) / (ident + '.wav')} does not exist"))
                     out.append(utt)
                     continue
             if utt.audio is None:  # the sound track of the video
                 utt.audio = explicit(video_col) or (
-                    _find_media(ident, Path(video_dir), VIDEO_SUFFIXES) if video_dir else None
+                    _find_media(ident, Path(video_dir), VIDEO_SUFFIXES, split) if video_dir else None
                 )
                 if utt.audio is None:
                     missing.append((row, f"no audio or video file for utterance {ident!r}"))
@@ -214,7 +232,28 @@ def read_manifest(
         raise DataError(message + (more if len(missing) > 1 else ""), path=path, row=row)
     if not out:
         raise DataError("the manifest has no rows", path=path)
+    if len({u.id for u in out}) < len(out):  # ids restart per split: the split joins the identity
+        for utt in out:
+            utt.scoped = True
+    _check_media_not_shared(out, path)
     return out
+
+
+def _check_media_not_shared(rows: list[Utterance], manifest: Path) -> None:
+    """Two utterances (e.g. ``dia0_utt0`` of train and of dev) must not read the same file."""
+    owner: dict[tuple[str, Path], Utterance] = {}
+    for utt in rows:
+        for kind, media in (("audio", utt.audio), ("video", utt.video)):
+            if media is None:
+                continue
+            other = owner.setdefault((kind, media.resolve()), utt)
+            if other is not utt:
+                raise DataError(
+                    f"rows {other.row} ({other.key}) and {utt.row} ({utt.key}) both read {media}; ids "
+                    "restart per split, so keep each split's clips in <dir>/<split>/ or give a path column",
+                    path=manifest,
+                    row=utt.row,
+                )
 
 
 def encoder_key(identity: dict[str, Any]) -> str:
@@ -247,8 +286,8 @@ class ShardStore:
     def path(self, ident: str) -> Path:
         return self.folder / f"{_safe_name(ident)}.npz"
 
-    def load(self, ident: str, media: Path) -> tuple[np.ndarray, str] | None:
-        """The stored value and input hash, if a shard exists for this very input file."""
+    def load(self, ident: str, media: Path) -> tuple[np.ndarray, str, dict[str, Any] | None] | None:
+        """The stored value, input hash and media info, if a shard exists for this very input file."""
         part = self.path(ident)
         if not part.is_file():
             return None
@@ -256,14 +295,17 @@ class ShardStore:
             with np.load(part, allow_pickle=False) as z:
                 value, sha = z["value"], str(z["input_sha256"])
                 size, mtime = int(z["input_size"]), int(z["input_mtime_ns"])
+                info = json.loads(str(z["media_info"])) if "media_info" in z.files else None
         except Exception:  # a damaged shard is simply recomputed
             return None
         stat = media.stat()
         if (size, mtime) != (stat.st_size, stat.st_mtime_ns) and _sha256_file(media) != sha:
             return None
-        return value, sha
+        return value, sha, info
 
-    def save(self, ident: str, media: Path, value: np.ndarray, sha: str) -> None:
+    def save(
+        self, ident: str, media: Path, value: np.ndarray, sha: str, info: dict[str, Any] | None = None
+    ) -> None:
         stat = media.stat()
         buf = io.BytesIO()
         np.savez(
@@ -272,6 +314,7 @@ class ShardStore:
             input_sha256=np.array(sha),
             input_size=np.array(stat.st_size),
             input_mtime_ns=np.array(stat.st_mtime_ns),
+            media_info=np.array(json.dumps(info)),
         )
         atomic_write_bytes(self.path(ident), buf.getvalue())
 
@@ -300,6 +343,11 @@ class ExtractionResult:
     #: columns holding a sequence per utterance (``[T, D]`` cells): the table datasets read only
     #: one vector per cell, so these are left out of :attr:`run_command`
     sequence_columns: list[str] = field(default_factory=list)
+    #: the dataset plugin that reads the table (``--dataset``, or the one whose ids match)
+    dataset: str | None = None
+    #: per clip: what was read (sample rate, channels, duration, resampling), by utterance key
+    media_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def run_command(self) -> str | None:
@@ -308,7 +356,8 @@ class ExtractionResult:
         if not any(flat.values()):
             return None
         sets = " ".join(f"--set data.{m}_columns=[{','.join(flat.get(m, []))}]" for m in ("audio", "visual"))
-        return f"mmbench run --dataset iemocap --data {self.table} {sets}"
+        dataset = self.dataset or "DATASET"
+        return f"mmbench run --dataset {dataset} --data {self.table} {sets}"
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -321,6 +370,8 @@ class ExtractionResult:
             "errors": self.errors,
             "columns": self.columns,
             "sequence_columns": self.sequence_columns,
+            "dataset": self.dataset,
+            "warnings": self.warnings,
             "run_command": self.run_command,
         }
 
@@ -360,6 +411,7 @@ def run_extraction(
     strict: bool = False,
     log: Callable[[str], None] | None = None,
     progress: Any = None,
+    dataset: str | None = None,
 ) -> ExtractionResult:
     """Extract every encoder's features for every manifest row into ``output`` (resumable).
 
@@ -367,6 +419,12 @@ def run_extraction(
     missing column or media file, model not available) raise before any work; a clip that
     cannot be decoded is listed in the result and in ``manifest.json`` and its row is left out
     of the table (``strict`` raises a ``DataError`` after writing everything else).
+
+    ``dataset`` names the dataset plugin that reads the table in the printed ``mmbench run``
+    line; by default the one whose ``id_pattern`` every utterance id matches. Per clip, the
+    audio's sample rate, channels, duration and the rate it was resampled to are recorded
+    (``manifest.json``); clips of several sample rates, or whose channels cancel in the mono
+    mix, are reported as warnings.
     """
     from mmbench.contracts import create_extractor
 
@@ -393,6 +451,10 @@ def run_extraction(
         need_audio=any(s.modality == "audio" for s in specs),
         need_video=any(s.modality == "visual" for s in specs),
     )
+    if dataset is not None:
+        from mmbench.registry import get_registry
+
+        get_registry().get("dataset", dataset)  # an unknown name fails before any work
     identities = {col: ex.identity() for col, ex in extractors.items()}
     keys = {col: encoder_key(identities[col]) for col in extractors}
     output = Path(output)
@@ -400,6 +462,7 @@ def run_extraction(
     values: dict[str, dict[str, np.ndarray]] = {col: {} for col in extractors}
     hashes: dict[str, dict[str, str]] = {}
     result = ExtractionResult(table=output / TABLE_NAME, manifest=output / MANIFEST_NAME, rows=0)
+    result.dataset = dataset or guess_dataset([u.id for u in utterances])
     failed: set[str] = set()
     bar = progress if progress is not None else _default_progress()
     with bar:
@@ -408,12 +471,14 @@ def run_extraction(
             todo: list[Utterance] = []
             for utt in utterances:
                 media = utt.media(spec.modality)
-                found = store.load(utt.id, media)
+                found = store.load(utt.key, media)
                 if found is None:
                     todo.append(utt)
                     continue
-                values[col][utt.id] = found[0]
-                hashes.setdefault(utt.id, {})[str(media)] = found[1]
+                values[col][utt.key] = found[0]
+                hashes.setdefault(utt.key, {})[str(media)] = found[1]
+                if found[2]:
+                    result.media_info.setdefault(utt.key, {})[col] = found[2]
             result.reused[col] = len(utterances) - len(todo)
             result.computed[col] = 0
             if not todo:
@@ -426,10 +491,11 @@ def run_extraction(
                 media = utt.media(_mod)
                 try:
                     sha = _sha256_file(media)
-                    value = np.asarray(_ex.extract(media), dtype=np.float32)
+                    raw, info = _ex.extract_with_info(media)
+                    value = np.asarray(raw, dtype=np.float32)
                     if not np.isfinite(value).all():
                         raise DataError("the features hold NaN or infinite values", path=media)
-                    return utt, media, sha, value, None
+                    return utt, media, sha, (value, info), None
                 except (KeyboardInterrupt, UsageError) as exc:
                     if isinstance(exc, DataError):
                         return utt, media, None, None, exc
@@ -440,10 +506,10 @@ def run_extraction(
             # numpy extractors run in threads (FFTs release the GIL); models run one file at a time
             pool_size = workers if getattr(extractor, "thread_safe", False) else 1
             with ThreadPoolExecutor(max_workers=pool_size) as pool:
-                for utt, media, sha, value, error in pool.map(work, todo):
+                for utt, media, sha, computed, error in pool.map(work, todo):
                     bar.advance(task)
                     if error is not None:
-                        failed.add(utt.id)
+                        failed.add(utt.key)
                         message = (
                             str(error) if isinstance(error, DataError) else f"{type(error).__name__}: {error}"
                         )
@@ -457,22 +523,28 @@ def run_extraction(
                             }
                         )
                         continue
-                    store.save(utt.id, media, value, sha)
-                    values[col][utt.id] = value
-                    hashes.setdefault(utt.id, {})[str(media)] = sha
+                    value, info = computed
+                    store.save(utt.key, media, value, sha, info)
+                    values[col][utt.key] = value
+                    hashes.setdefault(utt.key, {})[str(media)] = sha
+                    if info:
+                        result.media_info.setdefault(utt.key, {})[col] = info
                     result.computed[col] += 1
     _check_shapes(values)
     for col, spec in columns.items():
         result.columns.setdefault(spec.modality, []).append(col)
         if any(v.ndim > 1 for v in values[col].values()):
             result.sequence_columns.append(col)
-    kept = [u for u in utterances if u.id not in failed]
+    result.warnings = media_warnings(utterances, result.media_info)
+    kept = [u for u in utterances if u.key not in failed]
     result.rows = len(kept)
     _write_table(result.table, kept, values)
     atomic_write_json(
         result.manifest,
         _manifest_json(manifest, result, utterances, kept, columns, identities, keys, values, hashes),
     )
+    for warning in result.warnings:
+        log(f"warning: {warning}")
     for err in result.errors:
         log(f"[yellow]skipped[/yellow] {err['id']} (row {err['row']}, {err['encoder']}): {err['error']}")
     if strict and result.errors:
@@ -484,6 +556,46 @@ def run_extraction(
             row=first["row"],
         )
     return result
+
+
+def guess_dataset(ids: list[str]) -> str | None:
+    """The one registered dataset whose ``id_pattern`` every id matches, else ``None``."""
+    from mmbench.registry import get_registry
+
+    registry = get_registry()
+    found = []
+    for name in registry.names("dataset"):
+        try:
+            pattern = getattr(registry.get("dataset", name).load(), "id_pattern", None)
+        except Exception:  # a dataset plugin that fails to import is reported where it is used
+            continue
+        if pattern and all(re.fullmatch(pattern, i) for i in ids):
+            found.append(name)
+    return found[0] if len(found) == 1 else None
+
+
+def media_warnings(utterances: list[Utterance], info: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Clips whose channels cancel in the mono mix, and audio read at several sample rates."""
+    out = []
+    rates: dict[int, int] = {}
+    targets: set[int] = set()
+    for utt in utterances:
+        seen = info.get(utt.key, {})
+        first = next(iter(seen.values()), None)
+        if not first:
+            continue
+        rates[first["sample_rate"]] = rates.get(first["sample_rate"], 0) + 1
+        targets.update(i["resampled_to"] or i["sample_rate"] for i in seen.values())
+        if first.get("warning"):
+            out.append(f"{utt.media('audio') if utt.audio else utt.key} (row {utt.row}): {first['warning']}")
+    if len(rates) > 1:
+        listed = ", ".join(f"{r} Hz: {n} clip(s)" for r, n in sorted(rates.items()))
+        out.append(
+            f"the audio clips have different sample rates ({listed}); each was resampled to "
+            f"{', '.join(str(t) for t in sorted(targets))} Hz (recorded per clip in manifest.json), "
+            "but features of clips recorded at a lower rate lack the higher frequencies"
+        )
+    return out
 
 
 def _check_shapes(values: dict[str, dict[str, np.ndarray]]) -> None:
@@ -501,7 +613,7 @@ def _write_table(path: Path, rows: list[Utterance], values: dict[str, dict[str, 
     for u in rows:
         rec: dict[str, Any] = {"File Name": u.id, TEXT_COLUMN: u.text}
         for col, by_id in values.items():
-            rec[col] = format_cell(by_id[u.id])
+            rec[col] = format_cell(by_id[u.key])
         rec[LABEL_COLUMN] = u.label
         rec.update({c: u.extra.get(c, "") for c in extra_cols})
         records.append(rec)
@@ -542,8 +654,9 @@ def _manifest_json(
         files = {}
         for mod, path in (("audio", u.audio), ("video", u.video)):
             if path is not None:
-                files[mod] = {"path": str(path), "sha256": hashes.get(u.id, {}).get(str(path))}
-        inputs[u.id] = {"row": u.row, **files}
+                files[mod] = {"path": str(path), "sha256": hashes.get(u.key, {}).get(str(path))}
+        read = result.media_info.get(u.key)
+        inputs[u.key] = {"row": u.row, **files, **({"media_info": read} if read else {})}
     return {
         "schema_version": SCHEMA_VERSION,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -554,4 +667,6 @@ def _manifest_json(
         "encoders": encoders,
         "inputs": inputs,
         "errors": result.errors,
+        "warnings": result.warnings,
+        "dataset": result.dataset,
     }

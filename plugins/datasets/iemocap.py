@@ -195,6 +195,7 @@ class IemocapDataset(DatasetPlugin):
     """IEMOCAP from a reference-format spreadsheet or a DialogueRNN feature pickle."""
 
     needs_data: ClassVar[bool] = True
+    id_pattern: ClassVar[str | None] = ID_PATTERN.pattern
     data_help: ClassVar[str] = HELP
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:

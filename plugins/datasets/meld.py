@@ -99,6 +99,7 @@ class MeldDataset(DatasetPlugin):
     """MELD from the official CSVs, a reference-format spreadsheet or a DialogueRNN feature pickle."""
 
     needs_data: ClassVar[bool] = True
+    id_pattern: ClassVar[str | None] = r"^((train|dev|test)_)?dia\d+_utt\d+$"
     data_help: ClassVar[str] = HELP
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:

@@ -21,6 +21,7 @@ import numpy as np
 from mmbench.plugins.extractors import Extractor
 from mmbench.plugins.extractors.media import (
     load_audio,
+    take_audio_info,
     offline_transformers,
     resolve_model_dir,
     weights_digest,
@@ -340,6 +341,13 @@ class _AudioExtractor(Extractor):
     modality = "audio"
     thread_safe: ClassVar[bool] = True  # pure numpy/scipy: files may run in parallel threads
     libraries: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "av")
+
+    def extract_with_info(self, path: Path) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """:meth:`extract` and what :func:`load_audio` read (sample rate, channels, duration,
+        resampling, a warning for channels that cancel in the mono mix)."""
+        take_audio_info()  # nothing left over from an earlier file of this thread
+        value = self.extract(path)
+        return value, take_audio_info()
 
 
 class MfccExtractor(_AudioExtractor):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import wave
 from math import gcd
 from pathlib import Path
@@ -96,8 +97,24 @@ def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
     return resample_poly(signal.astype(np.float64), target // g, rate // g).astype(np.float32)
 
 
+_LAST_INFO = threading.local()
+
+
+def take_audio_info() -> dict[str, Any] | None:
+    """What the last :func:`load_audio` of this thread read (then forgotten); ``None`` if nothing."""
+    info = getattr(_LAST_INFO, "value", None)
+    _LAST_INFO.value = None
+    return info
+
+
 def load_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sample_rate`` Hz (channels averaged, then resampled)."""
+    """Mono float32 samples of ``path`` at ``sample_rate`` Hz (channels averaged, then resampled).
+
+    What was read is kept for :func:`take_audio_info` (per thread): the file's ``sample_rate``
+    (Hz), ``channels``, ``duration_s``, ``resampled_to`` (Hz, ``None`` when the rate already
+    matched) and a ``warning`` when the channels cancel out in the mono mix (an antiphase stereo
+    file would otherwise give the features of near-silence unnoticed).
+    """
     path = Path(path)
     found = _read_wav(path) if path.suffix.lower() == ".wav" else None
     data, rate = found if found is not None else _read_av_audio(path)
@@ -106,6 +123,21 @@ def load_audio(path: Path, sample_rate: int) -> np.ndarray:
     mono = data.mean(axis=1)
     if not np.isfinite(mono).all():
         raise MediaError("holds NaN or infinite samples", path=path)
+    info: dict[str, Any] = {
+        "sample_rate": int(rate),
+        "channels": int(data.shape[1]),
+        "duration_s": round(data.shape[0] / rate, 4),
+        "resampled_to": int(sample_rate) if rate != sample_rate else None,
+    }
+    if data.shape[1] > 1:
+        channel_rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
+        mix_rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
+        if channel_rms > 1e-4 and mix_rms < 0.1 * channel_rms:
+            info["warning"] = (
+                f"its {data.shape[1]} channels cancel out when mixed to mono (mix RMS {mix_rms:.3g}, "
+                f"channel RMS {channel_rms:.3g}: channels in antiphase?); the features describe near-silence"
+            )
+    _LAST_INFO.value = info
     return resample(mono, rate, sample_rate)
 
 
