@@ -263,8 +263,8 @@ class TrainConfig(BaseModel):
     grad_clip: Clip
     optimizer: Literal["adamw"]
     scheduler: Literal["plateau", "none"]
-    scheduler_factor: Factor | None = None
-    scheduler_patience: Patience | None = None
+    scheduler_factor: Factor | None = Field(default=None, description="a finite number in (0, 1]")
+    scheduler_patience: Patience | None = Field(default=None, description=f"an integer in [0, {MAX_COUNT}]")
     loss: Literal["cross_entropy", "focal"]
     imbalance: Literal["none", "class_weights", "oversample"]
     modality_dropout: Any = 0.0

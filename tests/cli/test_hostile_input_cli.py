@@ -58,15 +58,15 @@ NUMBERS = [  # kind 2: finite, ranged numbers; seeds within the generators' rang
     (["--set", "train.grad_clip=.nan"], "train.grad_clip must be a finite number"),
     (["--set", "train.focal_gamma=true"], "train.focal_gamma must be a finite number"),
     (["--set", "train.scheduler_factor=2"], "train.scheduler_factor must be a finite number in (0, 1]"),
-    (["--set", "train.scheduler_patience=-1"], "train.scheduler_patience must be an integer"),
+    (["--set", "train.scheduler_patience=-1"], "train.scheduler_patience must be an integer in [0, 1000000]"),
     (["--set", "train.batch_size=1e12"], "train.batch_size must be a positive integer"),
-    (["--set", "train.max_epochs=100000000"], "train.max_epochs must be at most 1000000"),
+    (["--set", "train.max_epochs=100000000"], "train.max_epochs must be a positive integer (at most"),
     (["--seeds", "4294967296"], "--seeds 4294967296: seeds must lie in [0, 4294967295]"),
     (["--seeds", "0-4294967295"], "name at most 10000 seeds"),
     (["--seeds", "5-1"], "a range must increase"),
-    (["--set", "seeds=[0, 0]"], "seeds lists seed(s) [0] more than once"),
-    (["--set", "seeds=[-1]"], "seeds must be a non-empty list of integers in [0, 4294967295]"),
-    (["--set", "seeds=[4294967296]"], "seeds must be a non-empty list of integers"),
+    (["--set", "seeds=[0, 0]"], "distinct integers in [0, 4294967295], got [0, 0]"),
+    (["--set", "seeds=[-1]"], "seeds must be a non-empty list of distinct integers in [0, 4294967295]"),
+    (["--set", "seeds=[4294967296]"], "seeds must be a non-empty list of distinct integers"),
 ]
 
 CASES = [([*RUN, *args], fragment) for args, fragment in FUSION_PARAMS + NUMBERS]
