@@ -56,6 +56,7 @@ def reproduce(
                     "[green]yes[/green]" if row["match"] else "[red]no[/red]",
                 )
             out_console.print(table)
+            out_console.print(f"threads: {result['threads']['note']}")
             fp = result["dataset_fingerprint"]
             out_console.print(
                 f"dataset fingerprint {fp['original']} -> {fp['reproduced']}; "

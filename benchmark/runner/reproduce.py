@@ -49,11 +49,40 @@ def compare(original: dict[str, Any], again: dict[str, Any]) -> list[dict[str, A
     return rows
 
 
+def recorded_threads(record: dict[str, Any]) -> int | None:
+    """The CPU thread count (``torch.get_num_threads()``) the record ran with, if it says."""
+    value = (record.get("environment") or {}).get("torch_threads")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def thread_note(original: int | None, reproduced: int | None, device: str) -> str:
+    """One line on whether the CPU thread counts allow a bit-identical re-run."""
+    if not device.startswith("cpu"):
+        return "on CUDA, bit-identical results are not guaranteed (see docs/RELIABILITY.md)"
+    if original is None:
+        return (
+            f"the record does not say how many CPU threads it used; re-run with {reproduced}, and CPU "
+            "results are bit-identical only with the same thread count"
+        )
+    if original != reproduced:
+        return (
+            f"recorded with {original} CPU threads, re-run with {reproduced}: results can differ in "
+            "the last bits across thread counts"
+        )
+    return f"re-run with the recorded {original} CPU threads"
+
+
 def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: Any = None) -> dict[str, Any]:
     """Re-run the record at ``record_path``; return the comparison and both fingerprints.
 
     ``device="auto"`` re-runs a CPU record on the CPU and a CUDA record on CUDA when present.
+
+    On CPU the re-run uses the record's thread count (``environment.torch_threads``), since
+    reductions split across threads sum in another order; ``threads`` in the result says which
+    counts were used.
     """
+    import torch
+
     from mmbench.runner.run import run_benchmark
 
     original = load_record(record_path)
@@ -64,10 +93,18 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
     if device == "auto":  # the record's own device kind: a CPU record re-runs on the CPU (exact match)
         recorded = str((original.get("environment") or {}).get("device") or "auto")
         device = "cpu" if recorded == "cpu" else "auto"
-    with tempfile.TemporaryDirectory(prefix="mmbench-reproduce-") as tmp:
-        request = request_from_record(original, Path(tmp) / "protocol.yaml", Path(tmp) / "runs", device)
-        prep, records = run_benchmark(request, registry, reporter)
-        again = records[0]
+    threads = recorded_threads(original)
+    before = torch.get_num_threads()
+    if threads is not None and device.startswith("cpu"):
+        torch.set_num_threads(threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mmbench-reproduce-") as tmp:
+            request = request_from_record(original, Path(tmp) / "protocol.yaml", Path(tmp) / "runs", device)
+            prep, records = run_benchmark(request, registry, reporter)
+            again = records[0]
+    finally:
+        torch.set_num_threads(before)
+    used = recorded_threads(again)
     rows = compare(original, again)
     return {
         "record": str(record_path),
@@ -91,6 +128,7 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
                 k: again["environment"].get(k) for k in ("mmbench", "torch", "device", "git_commit")
             },
         },
+        "threads": {"original": threads, "reproduced": used, "note": thread_note(threads, used, device)},
         "metrics": rows,
         "match": all(r["match"] for r in rows) and original["dataset_fingerprint"] == prep.data.fingerprint,
     }
