@@ -293,11 +293,15 @@ def leaderboard(
     include_budget_cut: bool = False,
     alpha: float = 0.05,
     resamples: int = 1000,
+    strict: bool = False,
 ) -> Leaderboard:
     """Group the records under ``runs`` (or the given ``records``) by protocol and dataset
     fingerprint and rank the fusions of each group: mean ± std over seeds, ties with the best by
     a paired bootstrap at level ``alpha`` (as ``mmbench leaderboard``). Render the result with
     ``mmbench.leaderboard.render`` (markdown, CSV, JSON).
+
+    A damaged or invalid record under ``runs`` is skipped with one warning naming it, or with
+    ``strict`` raises its ``DataError``.
 
     Raises:
         UsageError: no records, an unknown dataset spec, ``alpha`` outside (0, 1), fewer than
@@ -311,7 +315,7 @@ def leaderboard(
         raise UsageError(f"--resamples must be at least 100, got {resamples}")
     specs = [d.strip() for d in dataset.split(",")] if isinstance(dataset, str) else list(dataset or [])
     return build_leaderboard(
-        load_records(runs) if records is None else records,
+        load_records(runs, strict=strict) if records is None else records,
         Path(runs),
         datasets=[s for s in specs if s],
         fingerprint=fingerprint,

@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -85,18 +85,25 @@ class _Part(BaseModel):
 class ClassMetrics(_Part):
     """One class of ``metrics.<split>.per_class`` (sklearn's classification report)."""
 
-    precision: float
-    recall: float
-    f1: float
+    precision: Fraction
+    recall: Fraction
+    f1: Fraction
     support: int
 
 
-class SplitMetrics(_Part):
-    """``metrics.dev`` / ``metrics.test``: classification metrics of one split (``mmbench.metrics``)."""
+#: A score that is a fraction: finite and in [0, 1] (``NaN``, ``1e308`` or ``inf`` would rank first).
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
-    accuracy: float
-    weighted_f1: float
-    macro_f1: float
+
+class SplitMetrics(_Part):
+    """``metrics.dev`` / ``metrics.test``: classification metrics of one split (``mmbench.metrics``).
+
+    Scores are finite fractions in [0, 1]; a record holding anything else is refused when read.
+    """
+
+    accuracy: Fraction
+    weighted_f1: Fraction
+    macro_f1: Fraction
     per_class: dict[str, ClassMetrics] = Field(default_factory=dict)
     #: rows = true class, columns = predicted class, in ``class_names`` order
     confusion_matrix: list[list[int]] = Field(default_factory=list)
@@ -190,7 +197,9 @@ class RunRecord(_Part):
     train_config: dict[str, Any] | None = None
     execution: Execution | None = None
     oom_retries: int = 0
+    #: absolute (so the record reproduces from any folder); ``data_sha256`` is the data's content hash
     data_path: str | None = None
+    data_sha256: str | None = None
     data_meta: dict[str, Any] = Field(default_factory=dict)
     duplicates: dict[str, Any] | None = None
     epochs_run: int | None = None
@@ -277,13 +286,31 @@ def is_record_file(path: Path) -> bool:
     )
 
 
+#: Largest record file read: records are small (predictions live beside them).
+MAX_RECORD_BYTES = 64 << 20
+
+
 def load_record(path: Path) -> dict[str, Any] | None:
     """One record (a dict) with ``_path`` set, checked against ``RunRecord``; None if the file is
     missing, truncated or not a record at all (no ``schema_version`` and ``metrics``).
 
+    Only regular files are read (a FIFO named ``*.json`` would block forever), at most
+    :data:`MAX_RECORD_BYTES`.
+
     Raises:
-        DataError: the file is a record but a key is missing or of the wrong type (names the file).
+        DataError: the file is a record but a key is missing, of the wrong type or a score is not
+            a finite fraction; or the path is not a regular file (names the file).
     """
+    import stat
+
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError("not a readable mmbench run record (not a regular file)", path=path)
+    if info.st_size > MAX_RECORD_BYTES:
+        raise DataError(f"not a readable mmbench run record ({info.st_size:,} bytes)", path=path)
     try:
         rec = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
@@ -295,17 +322,38 @@ def load_record(path: Path) -> dict[str, Any] | None:
     return rec
 
 
-def load_records(runs_dir: Path) -> list[dict[str, Any]]:
-    """All records under ``runs_dir`` (recursively), each checked and with ``_path`` set.
+def load_records(runs_dir: Path, strict: bool = False, warn: Any = None) -> list[dict[str, Any]]:
+    """All valid records under ``runs_dir`` (recursively), each checked and with ``_path`` set.
 
     Files that are not records (other JSON, truncated JSON) are skipped: atomic writes mean
-    these are not mmbench's own, and a leaderboard must not read them.
+    these are not mmbench's own, and a leaderboard must not read them. A record that fails the
+    check (a missing key, a wrong type, a score that is not a finite fraction) or a ``*.json``
+    that is not a regular file is skipped with one warning naming it (``warn``, default: stderr),
+    so one bad file does not stop a leaderboard.
 
     Raises:
-        DataError: a record file with a missing key or a value of the wrong type (names the file).
+        DataError: with ``strict``, the first such file (names it).
     """
-    records = (load_record(p) for p in sorted(Path(runs_dir).rglob(f"*{RECORD_SUFFIX}")) if is_record_file(p))
-    return [r for r in records if r is not None]
+    if warn is None:
+        from mmbench.ui.console import err_console
+
+        def warn(message: str) -> None:
+            err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    out = []
+    for path in sorted(Path(runs_dir).rglob(f"*{RECORD_SUFFIX}")):
+        if not is_record_file(path):
+            continue
+        try:
+            rec = load_record(path)
+        except DataError as exc:
+            if strict:
+                raise
+            warn(f"skipped {exc} (--strict to stop instead)")
+            continue
+        if rec is not None:
+            out.append(rec)
+    return out
 
 
 if __name__ == "__main__":  # python -m mmbench.records > docs/record.schema.json

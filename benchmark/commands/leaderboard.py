@@ -93,6 +93,10 @@ def leaderboard(
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
     include_budget_cut: opts.IncludeBudgetCut = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 2 on a damaged or invalid record instead of skipping it."),
+    ] = False,
     plots: Annotated[
         bool, typer.Option("--plots", help="Write PNG charts beside the markdown --output and link them.")
     ] = False,
@@ -148,7 +152,7 @@ def leaderboard(
 
             if fmt == BoardFormat.html:  # a site: a folder
                 check_writable_dir(output, "--output")
-            elif fmt is not None or output.suffix:
+            elif fmt is not None or output.suffix or output.is_dir():
                 check_writable_file(output, "--output")
         if fmt is None and output is None:
             fmt = BoardFormat.table
@@ -189,6 +193,7 @@ def leaderboard(
             include_budget_cut=include_budget_cut,
             alpha=alpha,
             resamples=resamples,
+            strict=strict,
         )
         command = regenerate_command(
             runs, datasets, fingerprint, fmt.value, output, include_budget_cut, plots, alpha, resamples, extra

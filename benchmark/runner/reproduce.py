@@ -85,7 +85,7 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
 
     from mmbench.runner.run import run_benchmark
 
-    original = load_record(record_path)
+    original = load_record(record_path)  # a malformed record is a DataError naming it (exit 2)
     if original is None:
         raise DataError("not a readable mmbench run record", path=record_path)
     if original.get("status") != "ok":

@@ -116,6 +116,30 @@ def data_path_for(request: RunRequest) -> Path | None:
     return Path(env) if env else None
 
 
+def data_identity(path: Path | None) -> dict[str, Any]:
+    """``data_path`` (absolute, so the record reproduces from any folder) and ``data_sha256``
+    (of the file, or of a folder's files: ``name sha256`` lines in name order)."""
+    if path is None:
+        return {"data_path": None, "data_sha256": None}
+    import hashlib
+
+    from mmbench.runner.encoding_cache import file_sha256
+
+    real = Path(path).resolve()
+    if real.is_file():
+        digest = file_sha256(real)
+    elif real.is_dir():
+        lines = [
+            f"{f.relative_to(real).as_posix()} {file_sha256(f)}\n"
+            for f in sorted(real.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(real).parts)
+        ]
+        digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+    else:
+        digest = None
+    return {"data_path": str(real), "data_sha256": digest}
+
+
 def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None) -> Prepared:
     """Resolve the protocol, load and validate the data, guard against leaks, encode."""
     from mmbench.runner.encoding_cache import encode_dataset
@@ -322,7 +346,7 @@ def run_one(
         "train_config": outcome.train_cfg,
         "execution": {"precision": prep.request.precision, "compile": prep.request.compile},
         "oom_retries": outcome.oom_retries,
-        "data_path": str(data_path_for(prep.request)) if data_path_for(prep.request) else None,
+        **data_identity(data_path_for(prep.request)),
         "class_names": data.class_names,
         "data_meta": record_meta(data.meta),
         "n_train": len(tensors["train"]),
