@@ -269,19 +269,21 @@ def sweep(
     return run_sweep(request, registry, reporter)
 
 
-def load_records(runs: str | Path) -> list[dict[str, Any]]:
+def load_records(runs: str | Path, strict: bool = False) -> list[dict[str, Any]]:
     """Every run record under ``runs`` (recursively), each checked against
-    ``mmbench.records.RunRecord`` and with ``"_path"`` set; other JSON files are skipped.
+    ``mmbench.records.RunRecord`` and with ``"_path"`` set; other JSON files are skipped. A record
+    with a missing key, a value of the wrong type or a score that is not a finite fraction (or a
+    ``*.json`` that is not a regular file) is skipped with one warning on stderr naming it.
 
     Raises:
         UsageError: ``runs`` is not a folder.
-        DataError: a record with a missing key or a value of the wrong type (names the file).
+        DataError: with ``strict``, the first bad record (names the file).
     """
     from mmbench.records import load_records as load
 
     if not Path(runs).is_dir():
         raise UsageError(f"--runs {runs}: no such folder")
-    return load(Path(runs))
+    return load(Path(runs), strict=strict)
 
 
 def leaderboard(

@@ -20,9 +20,6 @@ the end. A clip that cannot be decoded is reported and left out; it is not fatal
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import io
-import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from mmbench.errors import DataError, UsageError
-from mmbench.records import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mmbench.extraction.checks import check_media_not_shared, guess_dataset, media_warnings
+from mmbench.extraction.shards import ShardStore, encoder_key, sha256_file
+from mmbench.records import atomic_write_json, atomic_write_text
 
 SCHEMA_VERSION = 1
 TABLE_NAME = "features.csv"
@@ -235,88 +234,8 @@ def read_manifest(
     if len({u.id for u in out}) < len(out):  # ids restart per split: the split joins the identity
         for utt in out:
             utt.scoped = True
-    _check_media_not_shared(out, path)
+    check_media_not_shared(out, path)
     return out
-
-
-def _check_media_not_shared(rows: list[Utterance], manifest: Path) -> None:
-    """Two utterances (e.g. ``dia0_utt0`` of train and of dev) must not read the same file."""
-    owner: dict[tuple[str, Path], Utterance] = {}
-    for utt in rows:
-        for kind, media in (("audio", utt.audio), ("video", utt.video)):
-            if media is None:
-                continue
-            other = owner.setdefault((kind, media.resolve()), utt)
-            if other is not utt:
-                raise DataError(
-                    f"rows {other.row} ({other.key}) and {utt.row} ({utt.key}) both read {media}; ids "
-                    "restart per split, so keep each split's clips in <dir>/<split>/ or give a path column",
-                    path=manifest,
-                    row=utt.row,
-                )
-
-
-def encoder_key(identity: dict[str, Any]) -> str:
-    """Folder name of an encoder's shards: its name plus a hash of its full identity."""
-    blob = json.dumps(identity, sort_keys=True, default=str)
-    return f"{identity['name']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
-
-
-def _safe_name(ident: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", ident)
-    if safe != ident or safe.startswith("."):
-        safe = f"{safe.lstrip('.')}-{hashlib.sha256(ident.encode()).hexdigest()[:8]}"
-    return safe
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class ShardStore:
-    """Per-utterance results of one encoder: ``<root>/<key>/<id>.npz`` with the input's fingerprint."""
-
-    def __init__(self, root: Path, key: str) -> None:
-        self.folder = Path(root) / key
-
-    def path(self, ident: str) -> Path:
-        return self.folder / f"{_safe_name(ident)}.npz"
-
-    def load(self, ident: str, media: Path) -> tuple[np.ndarray, str, dict[str, Any] | None] | None:
-        """The stored value, input hash and media info, if a shard exists for this very input file."""
-        part = self.path(ident)
-        if not part.is_file():
-            return None
-        try:
-            with np.load(part, allow_pickle=False) as z:
-                value, sha = z["value"], str(z["input_sha256"])
-                size, mtime = int(z["input_size"]), int(z["input_mtime_ns"])
-                info = json.loads(str(z["media_info"])) if "media_info" in z.files else None
-        except Exception:  # a damaged shard is simply recomputed
-            return None
-        stat = media.stat()
-        if (size, mtime) != (stat.st_size, stat.st_mtime_ns) and _sha256_file(media) != sha:
-            return None
-        return value, sha, info
-
-    def save(
-        self, ident: str, media: Path, value: np.ndarray, sha: str, info: dict[str, Any] | None = None
-    ) -> None:
-        stat = media.stat()
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            value=np.asarray(value, dtype=np.float32),
-            input_sha256=np.array(sha),
-            input_size=np.array(stat.st_size),
-            input_mtime_ns=np.array(stat.st_mtime_ns),
-            media_info=np.array(json.dumps(info)),
-        )
-        atomic_write_bytes(self.path(ident), buf.getvalue())
 
 
 def format_cell(value: np.ndarray) -> str:
@@ -490,7 +409,7 @@ def run_extraction(
             def work(utt: Utterance, _ex: Any = extractor, _mod: str = spec.modality) -> Any:
                 media = utt.media(_mod)
                 try:
-                    sha = _sha256_file(media)
+                    sha = sha256_file(media)
                     raw, info = _ex.extract_with_info(media)
                     value = np.asarray(raw, dtype=np.float32)
                     if not np.isfinite(value).all():
@@ -558,46 +477,6 @@ def run_extraction(
     return result
 
 
-def guess_dataset(ids: list[str]) -> str | None:
-    """The one registered dataset whose ``id_pattern`` every id matches, else ``None``."""
-    from mmbench.registry import get_registry
-
-    registry = get_registry()
-    found = []
-    for name in registry.names("dataset"):
-        try:
-            pattern = getattr(registry.get("dataset", name).load(), "id_pattern", None)
-        except Exception:  # a dataset plugin that fails to import is reported where it is used
-            continue
-        if pattern and all(re.fullmatch(pattern, i) for i in ids):
-            found.append(name)
-    return found[0] if len(found) == 1 else None
-
-
-def media_warnings(utterances: list[Utterance], info: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """Clips whose channels cancel in the mono mix, and audio read at several sample rates."""
-    out = []
-    rates: dict[int, int] = {}
-    targets: set[int] = set()
-    for utt in utterances:
-        seen = info.get(utt.key, {})
-        first = next(iter(seen.values()), None)
-        if not first:
-            continue
-        rates[first["sample_rate"]] = rates.get(first["sample_rate"], 0) + 1
-        targets.update(i["resampled_to"] or i["sample_rate"] for i in seen.values())
-        if first.get("warning"):
-            out.append(f"{utt.media('audio') if utt.audio else utt.key} (row {utt.row}): {first['warning']}")
-    if len(rates) > 1:
-        listed = ", ".join(f"{r} Hz: {n} clip(s)" for r, n in sorted(rates.items()))
-        out.append(
-            f"the audio clips have different sample rates ({listed}); each was resampled to "
-            f"{', '.join(str(t) for t in sorted(targets))} Hz (recorded per clip in manifest.json), "
-            "but features of clips recorded at a lower rate lack the higher frequencies"
-        )
-    return out
-
-
 def _check_shapes(values: dict[str, dict[str, np.ndarray]]) -> None:
     for col, by_id in values.items():
         shapes = {v.shape for v in by_id.values() if v.ndim == 1}
@@ -661,7 +540,7 @@ def _manifest_json(
         "schema_version": SCHEMA_VERSION,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "mmbench_version": __version__,
-        "source_manifest": {"path": str(manifest), "sha256": _sha256_file(manifest)},
+        "source_manifest": {"path": str(manifest), "sha256": sha256_file(manifest)},
         "table": TABLE_NAME,
         "rows": len(kept),
         "encoders": encoders,

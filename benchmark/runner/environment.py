@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -63,3 +64,43 @@ def environment(device: str, plugins: list[dict[str, Any]] | None = None) -> dic
     if plugins is not None:
         info["plugins"] = plugins
     return info
+
+
+def data_identity(path: Path | None) -> dict[str, Any]:
+    """``data_path`` (absolute, so the record reproduces from any folder) and ``data_sha256``
+    (of the file, or of a folder's files: ``name sha256`` lines in name order)."""
+    if path is None:
+        return {"data_path": None, "data_sha256": None}
+    import hashlib
+
+    from mmbench.runner.encoding_cache import file_sha256
+
+    real = Path(path).resolve()
+    if real.is_file():
+        digest = file_sha256(real)
+    elif real.is_dir():
+        lines = [
+            f"{f.relative_to(real).as_posix()} {file_sha256(f)}\n"
+            for f in sorted(real.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(real).parts)
+        ]
+        digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+    else:
+        digest = None
+    return {"data_path": str(real), "data_sha256": digest}
+
+
+def record_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
+    """The dataset's small, JSON-plain facts (format, class set, dropped rows, warnings) for the record.
+
+    Arrays and anything large stay out: the record must stay small and readable.
+    """
+    out = {}
+    for key, value in meta.items():
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        if len(text) <= limit:
+            out[key] = value
+    return out

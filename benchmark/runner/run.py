@@ -7,7 +7,6 @@ per-fusion summaries (mean and std over seeds).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -28,6 +27,8 @@ from mmbench.records import (
     record_stem,
     write_record,
 )
+from mmbench.runner.environment import data_identity, record_meta
+from mmbench.runner.faults import check_fusions, evaluate_outputs, fusion_origin, plugin_failure
 
 SUMMARY_METRICS = ("accuracy", "weighted_f1", "macro_f1")
 
@@ -114,30 +115,6 @@ def data_path_for(request: RunRequest) -> Path | None:
         return Path(request.data_path)
     env = os.environ.get("MMBENCH_DATA")
     return Path(env) if env else None
-
-
-def data_identity(path: Path | None) -> dict[str, Any]:
-    """``data_path`` (absolute, so the record reproduces from any folder) and ``data_sha256``
-    (of the file, or of a folder's files: ``name sha256`` lines in name order)."""
-    if path is None:
-        return {"data_path": None, "data_sha256": None}
-    import hashlib
-
-    from mmbench.runner.encoding_cache import file_sha256
-
-    real = Path(path).resolve()
-    if real.is_file():
-        digest = file_sha256(real)
-    elif real.is_dir():
-        lines = [
-            f"{f.relative_to(real).as_posix()} {file_sha256(f)}\n"
-            for f in sorted(real.rglob("*"))
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(real).parts)
-        ]
-        digest = hashlib.sha256("".join(lines).encode()).hexdigest()
-    else:
-        digest = None
-    return {"data_path": str(real), "data_sha256": digest}
 
 
 def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None) -> Prepared:
@@ -257,24 +234,6 @@ def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], di
     return plugin, params, tuning, tag
 
 
-def check_fusions(prep: Prepared) -> None:
-    """Every requested fusion's parameters (types, ranges, fit to the data) before any training.
-
-    Raises :class:`~mmbench.errors.UsageError` (exit code 2) naming ``fusion.<key>`` and what it
-    accepts; a plugin whose own ``validate`` crashes is reported as a :class:`PluginError`.
-    """
-    spec = prep.data.input_spec()
-    for fusion in prep.request.fusions:
-        try:
-            plugin, params, _, _ = resolve_fusion(prep, fusion)
-            plugin.validate(spec, params)
-        except UsageError as exc:
-            raise UsageError(f"{fusion}: {exc}") from None
-        except Exception as exc:
-            origin = describe_origin(fusion_origin(prep.registry, fusion))
-            raise PluginError(f"{origin} raised in validate: {type(exc).__name__}: {exc}") from exc
-
-
 def run_record_path(prep: Prepared, fusion: str, seed: int) -> Path:
     """The record file ``run_one(prep, fusion, seed)`` writes (sweeps lock and skip by it)."""
     tag = resolve_fusion(prep, fusion)[3]
@@ -368,7 +327,9 @@ def run_one(
             }
         )
     else:
-        evaluated = _evaluate(trainer, tensors, dev_t, data.num_classes, fusion_origin(registry, fusion))
+        evaluated = evaluate_outputs(
+            trainer, tensors, dev_t, data.num_classes, fusion_origin(registry, fusion)
+        )
         if isinstance(evaluated, dict):  # the model's outputs cannot be scored: the run failed
             fit, failure, status = None, evaluated, "failed"
             record.update({"status": status, "metrics": {}, "best_epoch": None, "history": []})
@@ -417,80 +378,6 @@ def run_one(
         reporter.log(f"warning: {exc}")
     reporter.run_ended(f"{fusion} seed {seed}", record)
     return record
-
-
-def fusion_origin(registry: Any, fusion: str) -> dict[str, Any]:
-    """The fusion's name, the plugin that registered it and that plugin's distribution and version."""
-    info = registry.plugin_of("fusion", fusion)
-    return {
-        "fusion": fusion,
-        "plugin": getattr(info, "name", None),
-        "distribution": getattr(info, "distribution", None),
-        "version": getattr(info, "version", None),
-    }
-
-
-def describe_origin(origin: dict[str, Any]) -> str:
-    """``fusion 'x' (plugin 'p', distribution 'd' 1.0)`` for failure reasons."""
-    where = f"plugin {origin['plugin']!r}"
-    if origin.get("distribution"):
-        where += f", distribution {origin['distribution']!r}"
-        if origin.get("version"):
-            where += f" {origin['version']}"
-    return f"fusion {origin['fusion']!r} ({where})"
-
-
-def plugin_failure(origin: dict[str, Any], stage: str, exc: BaseException) -> dict[str, Any]:
-    """A failed run's ``failure`` for an exception raised by the fusion's code in ``stage``."""
-    return {
-        "reason": f"{describe_origin(origin)} raised in {stage}: {type(exc).__name__}: {exc}",
-        "epoch": None,
-        "stage": stage,
-        "plugin": origin["plugin"],
-        "distribution": origin["distribution"],
-    }
-
-
-def _evaluate(
-    trainer: Any, tensors: dict, dev_t: Any, num_classes: int, origin: dict[str, Any]
-) -> tuple[np.ndarray, Any, float] | dict[str, Any]:
-    """Dev predictions, test logits ``[N, C]`` and the test inference seconds; or the failure.
-
-    The model's eval-mode outputs must be finite logits of shape ``[N, num_classes]``: NaN or inf
-    (a model that breaks only in eval mode) or another shape fails the run instead of scoring it.
-    """
-    import torch
-
-    try:
-        dev_logits = trainer.predict_logits(tensors["dev"])
-        # The test split is evaluated exactly once, with the best-dev checkpoint.
-        t0 = time.perf_counter()
-        test_logits = trainer.predict_logits(tensors["test"])
-        if dev_t.type == "cuda":
-            torch.cuda.synchronize(dev_t)
-        infer_s = time.perf_counter() - t0
-    except Exception as exc:
-        if isinstance(exc, (UsageError, RunFailed)):
-            raise
-        return plugin_failure(origin, "evaluation", exc)
-    for split, logits in (("dev", dev_logits), ("test", test_logits)):
-        n = len(tensors[split])
-        if tuple(logits.shape) != (n, num_classes):
-            shape = tuple(logits.shape)
-            reason = f"returned logits of shape {shape} for the {split} split, expected ({n}, {num_classes})"
-        elif not bool(torch.isfinite(logits).all()):
-            bad = int((~torch.isfinite(logits)).any(dim=1).sum())
-            reason = f"returned NaN or inf logits in eval mode for {bad} of {n} {split} samples"
-        else:
-            continue
-        return {
-            "reason": f"{describe_origin(origin)} {reason}",
-            "epoch": None,
-            "stage": "evaluation",
-            "plugin": origin["plugin"],
-            "distribution": origin["distribution"],
-        }
-    return dev_logits.argmax(dim=1).cpu().numpy(), test_logits, infer_s
 
 
 def build_model(plugin: Any, spec: Any, params: dict[str, Any], data: MultimodalData, registry: Any) -> Any:
@@ -620,22 +507,6 @@ def fit_run(
             )
             continue
         return FitOutcome(trainer, fit, failure, n_params, peak.bytes, train_cfg, retries)
-
-
-def record_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
-    """The dataset's small, JSON-plain facts (format, class set, dropped rows, warnings) for the record.
-
-    Arrays and anything large stay out: the record must stay small and readable.
-    """
-    out = {}
-    for key, value in meta.items():
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        if len(text) <= limit:
-            out[key] = value
-    return out
 
 
 def save_checkpoint(record_file: Path, model: Any) -> Path:

@@ -21,9 +21,9 @@ import numpy as np
 from mmbench.plugins.extractors import Extractor
 from mmbench.plugins.extractors.media import (
     load_audio,
-    take_audio_info,
     offline_transformers,
     resolve_model_dir,
+    take_audio_info,
     weights_digest,
 )
 
