@@ -70,8 +70,11 @@ def test_unknown_keys_load_and_are_kept(one_record):
 def test_malformed_record_is_a_data_error_naming_file_and_key(one_record, change, key):
     _edit(one_record, change)
     with pytest.raises(DataError) as info:
-        load_records(one_record.parent)
+        load_records(one_record.parent, strict=True)
     assert str(one_record) in str(info.value) and key in str(info.value)
+    warnings: list[str] = []  # without strict: skipped, with one warning naming file and key
+    assert load_records(one_record.parent, warn=warnings.append) == []
+    assert len(warnings) == 1 and str(one_record) in warnings[0] and key in warnings[0]
 
 
 @pytest.mark.parametrize("command", ["leaderboard", "plot", "robustness", "reproduce"])
