@@ -87,7 +87,21 @@ def _names(value: str | Sequence[str], registry: Any, what: str = "--fusion") ->
         raise UsageError(f"{what} is empty")
     for name in names:
         registry.get("fusion", name)
-    return names
+    return unique(what, names)
+
+
+def unique(option: str, values: list[Any]) -> list[Any]:
+    """``values`` without repeats (first occurrence kept); one warning on stderr names the repeats,
+    so ``--seeds 0,0`` or ``--fusion concat,concat`` runs once and ``n`` counts distinct runs."""
+    out = list(dict.fromkeys(values))
+    if len(out) < len(values):
+        from mmbench.ui.console import err_console
+
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        err_console.print(
+            f"warning: {option} names {', '.join(repeated)} more than once; each runs once", highlight=False
+        )
+    return out
 
 
 def check_precision(precision: str) -> str:

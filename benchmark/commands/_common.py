@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from mmbench.api import unique
 from mmbench.commands.options import OutputFormat
 from mmbench.errors import EXIT_INTERNAL, MMBenchError, UsageError
 
@@ -81,19 +82,6 @@ def parse_seeds(value: str | None) -> list[int] | None:
     if too_big:
         raise UsageError(f"--seeds {too_big[0]}: seeds must lie in [0, {MAX_SEED}] (the generators' range)")
     return unique("--seeds", seeds)
-
-
-def unique(option: str, values: list[Any]) -> list[Any]:
-    """``values`` without repeats (first occurrence kept); one warning on stderr names the repeats."""
-    out = list(dict.fromkeys(values))
-    if len(out) < len(values):
-        from mmbench.ui.console import err_console
-
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
-        err_console.print(
-            f"warning: {option} names {', '.join(repeated)} more than once; each runs once", highlight=False
-        )
-    return out
 
 
 def parse_encoders(values: list[str] | None) -> dict[str, str]:

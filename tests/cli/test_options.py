@@ -36,6 +36,7 @@ VARIANTS = {
     "--plots": "leaderboard: a flag (PNGs beside the markdown); robustness/tune: a folder",
     "--seed": "inspect: seed of the plotted sample; tune: the training seed of every trial",
     "--force": "each command redraws or overwrites its own outputs",
+    "--strict": "extract: a clip that cannot be extracted; leaderboard: a damaged record (skipped otherwise)",
 }
 
 
