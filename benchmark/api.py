@@ -246,10 +246,13 @@ def sweep(
     retry_failed: bool = False,
     registry: Any = None,
     reporter: Any = None,
+    executor: Any = None,
 ) -> SweepResult:
     """Run every (dataset spec, fusion, seed) cell that has no record yet under ``out`` (as
     ``mmbench sweep``): resumable, shardable (``shard="2/4"`` or ``(2, 4)``), safe to run from
     several processes on one ``out``. Dataset specs are ``NAME`` or ``NAME:PRESET``.
+    ``executor`` (``mmbench.runner.executor.build_executor(...)``) runs the cells on a process
+    pool, Ray or SLURM (docs/distributed.md); by default they run in this process.
 
     Raises:
         UsageError: unknown names, a bad shard, a non-positive ``stale_after_hours``.
@@ -280,7 +283,7 @@ def sweep(
         stale_after_hours=stale_after_hours,
         retry_failed=retry_failed,
     )
-    return run_sweep(request, registry, reporter)
+    return run_sweep(request, registry, reporter, executor=executor)
 
 
 def load_records(runs: str | Path, strict: bool = False) -> list[dict[str, Any]]:

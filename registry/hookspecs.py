@@ -61,6 +61,17 @@ def mmbench_register_extractors(registry: Registry) -> None:
 
 
 @hookspec
+def mmbench_register_executors(registry: Registry) -> None:
+    """Register executors with ``registry.add_executor(name, target, summary)``.
+
+    Called once when the registry is built. ``target`` names a class deriving from
+    :class:`mmbench.runner.executor.Executor`; ``mmbench sweep --executor NAME`` and
+    ``mmbench tune --executor NAME`` run cells and tuning workers on it. Registering must not
+    import the engine (ray, submitit): it is imported when the executor is built.
+    """
+
+
+@hookspec
 def mmbench_run_start(run: dict[str, Any]) -> None:
     """Called before training one (dataset, fusion, seed) run.
 
@@ -95,5 +106,6 @@ REGISTRATION_HOOKS = (
     "mmbench_register_fusions",
     "mmbench_register_extractors",
     "mmbench_register_trackers",
+    "mmbench_register_executors",
 )
 LIFECYCLE_HOOKS = ("mmbench_run_start", "mmbench_epoch_end", "mmbench_run_end")

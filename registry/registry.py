@@ -13,7 +13,7 @@ from typing import Any
 
 from mmbench.errors import PluginError, UnknownNameError
 
-KINDS = ("dataset", "encoder", "fusion", "extractor", "tracker")
+KINDS = ("dataset", "encoder", "fusion", "extractor", "tracker", "executor")
 
 
 @dataclass
@@ -131,6 +131,10 @@ class Registry:
     def add_tracker(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
         """Register an experiment tracker (``--track NAME``): a ``mmbench.contracts.Tracker``."""
         self._add("tracker", name, target, summary, extra)
+
+    def add_executor(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
+        """Register an executor (where sweep cells and tuning workers run)."""
+        self._add("executor", name, target, summary, extra)
 
     # ----------------------------------------------------------------- lookups
     def names(self, kind: str, pattern: str | None = None) -> list[str]:

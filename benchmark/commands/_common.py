@@ -103,3 +103,24 @@ def resolve_fusions(value: str, registry: Any) -> list[str]:
     for n in names:
         registry.get("fusion", n)
     return unique("--fusion", names)
+
+
+def make_executor(
+    registry: Any,
+    name: str,
+    workers: int,
+    threads: int | None,
+    gpus: float,
+    address: str | None,
+    options: list[str] | None,
+    folder: Any,
+) -> Any:
+    """The executor for ``--executor NAME`` and its options (``--address`` is the ``address`` option)."""
+    from mmbench.runner.executor import build_executor, parse_option_pairs
+
+    opts = parse_option_pairs(options)
+    if address is not None:
+        if "address" in opts:
+            raise UsageError("give the Ray address once: --address or --executor-opt address=...")
+        opts["address"] = address
+    return build_executor(registry, name, workers, gpus, threads, folder, opts)

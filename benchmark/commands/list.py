@@ -23,6 +23,7 @@ class ListWhat(str, Enum):
     fusions = "fusions"
     extractors = "extractors"
     trackers = "trackers"
+    executors = "executors"
     plugins = "plugins"
 
 

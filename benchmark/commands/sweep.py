@@ -10,6 +10,7 @@ from mmbench.commands import options as opts
 from mmbench.commands._common import (
     OutputFormat,
     cli_errors,
+    make_executor,
     parse_encoders,
     parse_seeds,
     split_csv,
@@ -30,6 +31,13 @@ A re-run skips cells that have a record, so an interrupted sweep resumes where i
 Several sweeps may share OUT (on one machine or several): each cell is claimed with a lock
 file beside its record; a lock whose process died (same host) or that has not been touched for
 --stale-after hours is taken over. Exit code 1 when a run of the grid failed.
+
+On other engines (docs/distributed.md):
+
+  mmbench sweep --fusion concat,late --seeds 0-2 --executor process --workers 2
+  mmbench sweep --fusion all --seeds 0-4 --executor ray --address auto --gpus-per-cell 0.5 -j 16
+  mmbench sweep --fusion all --seeds 0-4 --executor slurm -j 32 --gpus-per-cell 1 \\
+      --executor-opt partition=gpu --executor-opt time=120
 """
 
 
@@ -58,14 +66,36 @@ def sweep(
     stale_after: Annotated[
         float, typer.Option("--stale-after", help="Hours without a heartbeat after which a lock is stale.")
     ] = 6.0,
+    executor: Annotated[
+        str,
+        typer.Option("--executor", "-x", help="Where cells run: local, process, ray, slurm (mmbench list)."),
+    ] = "local",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Cells running at once.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads per cell (default: cores / workers).")
+    ] = None,
+    gpus_per_cell: Annotated[
+        float, typer.Option("--gpus-per-cell", help="GPUs one cell gets (ray num_gpus, slurm GPUs).")
+    ] = 0.0,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster: auto, ray://HOST:10001 (ray executor).")
+    ] = None,
+    executor_opt: Annotated[
+        list[str] | None,
+        typer.Option("--executor-opt", help="Executor option KEY=VALUE, repeatable (e.g. partition=gpu)."),
+    ] = None,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Run every (dataset, fusion, seed) of a grid that has no record yet; one record per cell."""
     with cli_errors():
         from mmbench import api
+        from mmbench.registry import get_registry
         from mmbench.runner.sweep import parse_shard
         from mmbench.ui.console import RichReporter, out_console, print_json
 
+        engine = make_executor(
+            get_registry(), executor, workers, threads, gpus_per_cell, address, executor_opt, out
+        )
         result = api.sweep(
             fusion,
             split_csv(dataset),
@@ -86,6 +116,7 @@ def sweep(
             stale_after_hours=stale_after,
             retry_failed=retry_failed,
             reporter=RichReporter(),
+            executor=engine,
         )
         counts = {s: result.count(s) for s in ("trained", "existing", "busy", "failed")}
         if fmt == OutputFormat.json:
@@ -104,6 +135,8 @@ def sweep(
                             "record": c.record,
                             "test_weighted_f1": c.weighted_f1,
                             "note": c.note,
+                            "attempts": c.attempts,
+                            "worker": c.worker,
                         }
                         for c in result.cells
                     ],

@@ -142,9 +142,13 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
 class CellLock:
     """An exclusive claim on one cell: ``O_CREAT | O_EXCL`` lock file, heartbeat, stale takeover."""
 
-    def __init__(self, path: Path, stale_after_hours: float = DEFAULT_STALE_HOURS) -> None:
+    def __init__(
+        self, path: Path, stale_after_hours: float = DEFAULT_STALE_HOURS, force: bool = False
+    ) -> None:
         self.path = Path(path)
         self.stale_after_s = stale_after_hours * 3600.0
+        #: Take over any lock: the engine reported the previous attempt's worker dead.
+        self.force = force
         self.held = False
         self.took_over: dict[str, Any] | None = None
         self._mine: dict[str, Any] | None = None
@@ -185,8 +189,8 @@ class CellLock:
         return (owner if isinstance(owner, dict) else None), age
 
     def is_stale(self, owner: dict[str, Any] | None, age: float) -> bool:
-        """Dead owner on this host, or no heartbeat for ``stale_after_hours``."""
-        if age > self.stale_after_s:
+        """Dead owner on this host, or no heartbeat for ``stale_after_hours`` (any lock when forced)."""
+        if self.force or age > self.stale_after_s:
             return True
         if owner is None:  # being written this instant (a few microseconds), or garbage
             return age > 60.0
@@ -360,6 +364,10 @@ class CellResult:
     record: str | None = None
     weighted_f1: float | None = None
     note: str = ""
+    #: How many times the cell was started (more than 1 when a worker died and it was rerun).
+    attempts: int = 1
+    #: ``host:pid`` of the worker that ran it (distributed sweeps).
+    worker: str = ""
 
 
 @dataclass
@@ -372,33 +380,10 @@ class SweepResult:
         return sum(1 for c in self.cells if c.status == status)
 
 
-def run_sweep(request: SweepRequest, registry: Any, reporter: Any = None) -> SweepResult:
-    """Run this shard's cells of the grid, skipping finished ones and ones other workers hold
-    (with the request's trackers active)."""
-    from mmbench.runner.run import SilentReporter
-    from mmbench.runner.tracking import tracking
-
-    reporter = reporter or SilentReporter()
-    with tracking(request.trackers, registry, Path(request.out_dir), reporter.log):
-        return _run_cells(request, registry, reporter)
-
-
-def _run_cells(request: SweepRequest, registry: Any, reporter: Any) -> SweepResult:
-    import torch
-
-    from mmbench.records import load_record
+def plan_sweep(request: SweepRequest, registry: Any, reporter: Any) -> tuple[list[Cell], list[Cell]]:
+    """Check the request (names, duplicate specs) and return the grid and this shard's cells."""
     from mmbench.runner.output_paths import check_writable_dir
-    from mmbench.runner.run import (
-        SilentReporter,
-        prepare,
-        resolve_device,
-        resolve_fusion,
-        run_one,
-        run_record_path,
-    )
-    from mmbench.training.tensors import split_tensors
 
-    reporter = reporter or SilentReporter()
     check_writable_dir(request.out_dir, "--out")
     if not request.datasets:
         raise UsageError("--dataset is empty")
@@ -414,8 +399,6 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any) -> SweepResu
         slugs[spec] = slug
     for name in request.fusions:
         registry.get("fusion", name)
-    device = resolve_device(request.device)
-
     grid = build_grid(
         {spec: protocol_seeds(request, spec, registry) for spec in request.datasets}, request.fusions
     )
@@ -423,62 +406,129 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any) -> SweepResu
     reporter.log(
         f"sweep: {len(grid)} cells in the grid, {len(mine)} in shard {request.shard[0]}/{request.shard[1]}"
     )
+    return grid, mine
+
+
+def prepare_spec(request: SweepRequest, spec: str, cells: list[Cell], registry: Any, reporter: Any) -> Any:
+    """Load and encode one dataset spec; refuse unknown ``fusion.*`` keys and unusable fusions."""
+    from mmbench.runner.run import prepare, resolve_fusion
+
+    prep = prepare(run_request_for(request, spec), registry, reporter)
+    plugins = {f: registry.create("fusion", f) for f in request.fusions}
+    unknown = [k for k in prep.protocol["fusion"] if not any(k in p.default_params for p in plugins.values())]
+    if unknown:
+        raise UsageError(f"--set fusion.{unknown[0]}: no requested fusion has a parameter {unknown[0]!r}")
+    # Refuse a (dataset, fusion) pair the fusion cannot handle before training any cell of it.
+    input_spec = prep.data.input_spec()
+    for fusion in sorted({c.fusion for c in cells}):
+        plugin, params, _, _ = resolve_fusion(prep, fusion)
+        plugin.validate(input_spec, params)
+    return prep
+
+
+def run_sweep(
+    request: SweepRequest, registry: Any, reporter: Any = None, executor: Any = None
+) -> SweepResult:
+    """Run this shard's cells of the grid, skipping finished ones and ones other workers hold.
+
+    ``executor`` (a :class:`mmbench.runner.executor.Executor`) runs the cells elsewhere (a
+    process pool, Ray, SLURM); without one, or with an in-process one, they run here one by one.
+    """
+    from mmbench.runner.run import SilentReporter
+    from mmbench.runner.tracking import tracking
+
+    reporter = reporter or SilentReporter()
+    if executor is not None and not executor.in_process:
+        from mmbench.runner.distribute import run_distributed
+
+        return run_distributed(request, registry, executor, reporter)  # trackers run in each worker
+    with tracking(request.trackers, registry, Path(request.out_dir), reporter.log):
+        return _run_cells(request, registry, reporter, executor)
+
+
+def _run_cells(request: SweepRequest, registry: Any, reporter: Any, executor: Any) -> SweepResult:
+    import torch
+
+    from mmbench.records import load_record
+    from mmbench.runner.run import resolve_device, run_record_path
+    from mmbench.training.tensors import split_tensors
+
+    if executor is not None and executor.threads_given:
+        torch.set_num_threads(executor.threads)
+    device = resolve_device(request.device)
+    grid, mine = plan_sweep(request, registry, reporter)
     results: list[CellResult] = []
     from mmbench.ui.console import announce_runs, finish_runs
 
     announce_runs(reporter, len(mine))
     for spec in sorted({c.dataset for c in mine}):
         cells = [c for c in mine if c.dataset == spec]
-        prep = prepare(run_request_for(request, spec), registry, reporter)
-        plugins = {f: registry.create("fusion", f) for f in request.fusions}
-        unknown = [
-            k for k in prep.protocol["fusion"] if not any(k in p.default_params for p in plugins.values())
-        ]
-        if unknown:
-            raise UsageError(f"--set fusion.{unknown[0]}: no requested fusion has a parameter {unknown[0]!r}")
-        # Refuse a (dataset, fusion) pair the fusion cannot handle before training any cell of it.
-        input_spec = prep.data.input_spec()
-        for fusion in sorted({c.fusion for c in cells}):
-            plugin, params, _, _ = resolve_fusion(prep, fusion)
-            plugin.validate(input_spec, params)
-        tensors = None
+        prep = prepare_spec(request, spec, cells, registry, reporter)
+        holder: dict[str, Any] = {}
+
+        def tensors(prep: Any = prep, holder: dict[str, Any] = holder) -> dict[str, Any]:
+            if "t" not in holder:
+                dev_t = torch.device(device)
+                holder["t"] = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
+            return holder["t"]
+
         for n, cell in enumerate(cells, 1):
             path = run_record_path(prep, cell.fusion, cell.seed)
-            done = _finished(load_record(path), request.retry_failed)
+            done = finished_record(load_record(path), request.retry_failed)
             if done is not None:
-                results.append(_result(cell, "existing", done))
+                results.append(cell_result(cell, "existing", done))
                 continue
-            lock = CellLock(lock_path(path), request.stale_after_hours)
-            if not lock.acquire():
-                reporter.log(f"{cell.label()}: held by another worker ({lock.path.name}), left to it")
-                results.append(CellResult(cell, "busy", note="locked by another worker"))
-                continue
-            with lock:
-                if lock.took_over is not None:
-                    reporter.log(f"{cell.label()}: took over a stale lock ({lock.took_over})")
-                # Another worker may have finished the cell between our check and our lock.
-                done = _finished(load_record(path), request.retry_failed)
-                if done is not None:
-                    results.append(_result(cell, "existing", done))
-                    continue
-                if tensors is None:
-                    dev_t = torch.device(device)
-                    tensors = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
-                reporter.log(f"[{n}/{len(cells)}] {cell.label()}")
-                record = run_one(prep, cell.fusion, cell.seed, device, _Heartbeat(reporter, lock), tensors)
-                results.append(_result(cell, "trained" if record.get("status") == "ok" else "failed", record))
+            results.append(
+                run_cell_locked(prep, cell, path, request, device, tensors, reporter, f"[{n}/{len(cells)}] ")
+            )
     finish_runs(reporter)
     return SweepResult(len(grid), request.shard, results)
 
 
-def _finished(record: dict[str, Any] | None, retry_failed: bool) -> dict[str, Any] | None:
+def run_cell_locked(
+    prep: Any,
+    cell: Cell,
+    path: Path,
+    request: SweepRequest,
+    device: str,
+    tensors: Any,
+    reporter: Any,
+    prefix: str = "",
+    force: bool = False,
+) -> CellResult:
+    """Claim one cell with its lock and train it unless it is held or already finished.
+
+    ``tensors()`` returns the prepared split tensors (built on first use); ``force`` takes over
+    any lock (the engine reported the previous attempt's worker dead). Status ``busy`` when a
+    live worker holds the cell, ``existing`` when a record appeared meanwhile.
+    """
+    from mmbench.records import load_record
+    from mmbench.runner.run import run_one
+
+    lock = CellLock(lock_path(path), request.stale_after_hours, force=force)
+    if not lock.acquire():
+        reporter.log(f"{cell.label()}: held by another worker ({lock.path.name}), left to it")
+        return CellResult(cell, "busy", note="locked by another worker")
+    with lock:
+        if lock.took_over is not None:
+            reporter.log(f"{cell.label()}: took over a stale lock ({lock.took_over})")
+        # Another worker may have finished the cell between our check and our lock.
+        done = finished_record(load_record(path), request.retry_failed)
+        if done is not None:
+            return cell_result(cell, "existing", done)
+        reporter.log(f"{prefix}{cell.label()}")
+        record = run_one(prep, cell.fusion, cell.seed, device, _Heartbeat(reporter, lock), tensors())
+        return cell_result(cell, "trained" if record.get("status") == "ok" else "failed", record)
+
+
+def finished_record(record: dict[str, Any] | None, retry_failed: bool) -> dict[str, Any] | None:
     """An existing record that ends the cell (a failed one too, unless failures are retried)."""
     if record is None or (retry_failed and record.get("status") != "ok"):
         return None
     return record
 
 
-def _result(cell: Cell, status: str, record: dict[str, Any]) -> CellResult:
+def cell_result(cell: Cell, status: str, record: dict[str, Any]) -> CellResult:
     ok = record.get("status") == "ok"
     if status == "existing" and not ok:
         status = "failed"
