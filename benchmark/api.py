@@ -368,15 +368,19 @@ def tune(
     registry: Any = None,
     reporter: Any = None,
     callbacks: Sequence[Callable[[Any, Any], None]] = (),
+    executor: Any = None,
 ) -> TuneResult:
     """Tune ``fusion``'s hyper-parameters on the dev split with Optuna (as ``mmbench tune``):
     add ``trials`` trials (default 20, or until ``timeout`` seconds), or run until the study has
     ``total`` finished trials. The study is resumed from ``storage`` when it exists.
+    ``executor`` (``mmbench.runner.executor.build_executor(...)``) runs ``executor.workers``
+    workers of the study on a process pool, Ray or SLURM (``storage``: a journal file or a
+    database URL; ``callbacks`` then run in no worker); see docs/distributed.md.
 
     Raises:
         UsageError: unknown names, ``trials`` together with ``total``, bad options.
     """
-    from mmbench.tuning.study import TuneRequest
+    from mmbench.tuning.study import TuneRequest, TuneResult
     from mmbench.tuning.study import tune as run_tune
 
     if trials is not None and total is not None:
@@ -409,4 +413,24 @@ def tune(
         seed=seed,
         sampler_seed=sampler_seed,
     )
+    if executor is not None and not executor.in_process:
+        from mmbench.runner.run import SilentReporter
+        from mmbench.tuning.storage import storage_label
+        from mmbench.tuning.workers import tune_on
+
+        study, reports = tune_on(request, registry, executor, reporter or SilentReporter())
+        failed = [f for r in reports for f in (r.failed or [])]
+        return TuneResult(
+            study,
+            storage_label(storage),
+            any(r.created for r in reports),
+            any(r.interrupted for r in reports),
+            sum(r.ran for r in reports),
+            None,
+            failed,
+        )
+    if executor is not None and executor.threads_given:
+        import torch
+
+        torch.set_num_threads(executor.threads)
     return run_tune(request, registry, reporter, callbacks=list(callbacks))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mmbench.commands import options as opts
-from mmbench.commands._common import OutputFormat, cli_errors, parse_encoders
+from mmbench.commands._common import OutputFormat, cli_errors, make_executor, parse_encoders
 
 ORDER = 40
 
@@ -19,6 +19,9 @@ EPILOG = """
   mmbench tune --fusion concat --trials 10 --set data.n_samples=600 --max-epochs 3
   mmbench tune --fusion concat --trials 25 --storage concat.log   [dim]# in several terminals[/dim]
   mmbench tune --fusion concat --trials 25 --storage postgresql://mmbench@db-host/tuning
+  mmbench tune --fusion concat --total 40 --storage study.log --executor process --workers 2
+  mmbench tune --fusion concat --total 200 --storage postgresql://mmbench@db-host/tuning \\
+      --executor slurm --workers 8 --gpus-per-worker 1 --executor-opt partition=gpu
   mmbench tune --fusion concat --space my-space.yaml --pruner hyperband
   mmbench tune --fusion concat --show --plots runs/tuning/plots
   mmbench run --fusion concat --params tuned                [dim]# retrain the best on every seed[/dim]
@@ -92,6 +95,25 @@ def tune(
         bool, typer.Option("--show", help="Only print a study from the storage (no training).")
     ] = False,
     top: Annotated[int, typer.Option("--top", help="How many of the best trials to list.")] = 10,
+    executor: Annotated[
+        str, typer.Option("--executor", "-x", help="Where workers run: local, process, ray, slurm.")
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="Workers on one study (a journal file or database URL).")
+    ] = 1,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads per worker (default: cores / workers).")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", help="GPUs one worker gets (ray num_gpus, slurm GPUs).")
+    ] = 0.0,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster: auto, ray://HOST:10001 (ray executor).")
+    ] = None,
+    executor_opt: Annotated[
+        list[str] | None,
+        typer.Option("--executor-opt", help="Executor option KEY=VALUE, repeatable (e.g. partition=gpu)."),
+    ] = None,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Tune a fusion's hyper-parameters on the dev split with Optuna; export the best ones."""
@@ -129,6 +151,16 @@ def tune(
             study = load_study(store, name)
         else:
             progress = _progress()
+            engine = make_executor(
+                registry,
+                executor,
+                workers,
+                threads,
+                gpus_per_worker,
+                address,
+                executor_opt,
+                Path("runs") / "tuning",
+            )
             result = api.tune(
                 fusion,
                 dataset,
@@ -152,6 +184,7 @@ def tune(
                 registry=registry,
                 reporter=progress,
                 callbacks=[_trial_logger(progress)],
+                executor=engine,
             )
             study, interrupted, ran = result.study, result.interrupted, result.ran
 

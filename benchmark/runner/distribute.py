@@ -178,6 +178,24 @@ def pending_cells(
     return len(grid), existing, todo
 
 
+def absolute_paths(request: SweepRequest) -> SweepRequest:
+    """The request with its folder and files absolute: workers may start in another directory."""
+
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(path).expanduser().resolve()
+
+    params = request.params
+    if params and params != "tuned" and Path(params).expanduser().exists():
+        params = str(Path(params).expanduser().resolve())
+    return replace(
+        request,
+        out_dir=absolute(request.out_dir),
+        data_path=absolute(request.data_path),
+        protocol_file=absolute(request.protocol_file),
+        params=params,
+    )
+
+
 def run_distributed(
     request: SweepRequest,
     registry: Any,
@@ -187,6 +205,7 @@ def run_distributed(
     tick_seconds: float = TICK_SECONDS,
 ) -> SweepResult:
     """Run the request's unfinished cells on ``executor``; rerun cells whose worker was lost."""
+    request = absolute_paths(request)
     grid_size, results, paths = pending_cells(request, registry, reporter)
     reporter.log(f"{len(paths)} cell(s) to run, {len(results)} finished before; {executor.describe()}")
     if paths:

@@ -300,9 +300,12 @@ def fail_orphans(study: Any) -> list[int]:
         if owner_host != host or not pid.isdigit() or _process_alive(int(pid)):
             continue
         # Optuna has no public call to end another worker's trial; the storage API is stable.
-        study._storage.set_trial_user_attr(
-            t._trial_id, "fail_reason", f"worker {t.user_attrs['worker']} died"
-        )
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        try:
+            study._storage.set_trial_user_attr(
+                t._trial_id, "fail_reason", f"worker {t.user_attrs['worker']} died"
+            )
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except RuntimeError:  # another worker resuming the same study ended it first
+            continue
         orphans.append(t.number)
     return orphans
