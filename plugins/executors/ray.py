@@ -10,6 +10,8 @@ Every node must have mmbench (and the plugins the sweep uses) installed and see 
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -51,6 +53,7 @@ class RayExecutor(Executor):
         super().__init__(**kwargs)
         self._started = False
         self._remote: Any = None
+        self._stdout: Any = None
 
     def start(self) -> None:
         ray = _ray()
@@ -61,13 +64,17 @@ class RayExecutor(Executor):
             "namespace": self.settings["namespace"],
             "include_dashboard": False,
             "log_to_driver": False,
+            "logging_level": logging.WARNING,
         }
         if address is None:
             # A private instance: this machine's workers only, on the loopback address.
             kwargs.update(num_cpus=self.workers * self.threads, num_gpus=None, _node_ip_address="127.0.0.1")
+        # Ray's driver prints worker deaths to stdout; stdout carries mmbench's results only.
+        self._stdout, sys.stdout = sys.stdout, sys.stderr
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
+            sys.stdout = self._stdout
             raise UsageError(f"--address {address}: cannot connect to a Ray cluster: {exc}") from None
         self._started = True
 
@@ -95,3 +102,5 @@ class RayExecutor(Executor):
         if self._started:
             _ray().shutdown()
             self._started = False
+        if self._stdout is not None:
+            sys.stdout, self._stdout = self._stdout, None

@@ -23,7 +23,13 @@ def _tune(url: str, study: str, *extra: str, cwd) -> subprocess.Popen:
     cmd += ["--device", "cpu", "--executor", "process", "--workers", "2", "--threads", "1", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
