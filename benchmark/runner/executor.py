@@ -56,6 +56,14 @@ def _convert(executor: str, key: str, raw: Any, kind: type) -> Any:
         ) from None
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class Executor:
     """Base class of executors.
 
@@ -90,7 +98,9 @@ class Executor:
             raise UsageError(f"--threads must be at least 1, got {threads}")
         self.workers = workers
         self.gpus = gpus
-        self.threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
+        #: ``--threads`` was given (an in-process executor then sets torch's thread count).
+        self.threads_given = threads is not None
+        self.threads = threads if threads is not None else max(1, available_cores() // workers)
         self.folder = Path(folder) if folder is not None else Path("runs")
         unknown = sorted(set(options) - set(self.options))
         if unknown:

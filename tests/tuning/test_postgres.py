@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -15,6 +16,7 @@ from mmbench.tuning.storage import DEFAULT_ATTR, open_storage
 
 pytestmark = pytest.mark.distributed
 
+STUDY_TWO = f"pg-two-workers-{uuid.uuid4().hex[:8]}"  # a server given by URL may be reused
 TINY = ["--fusion", "concat", "--set", "data.n_samples=240", "--no-export", "--format", "json"]
 
 
@@ -40,11 +42,11 @@ def _trials(url: str, study: str) -> list:
 
 
 def test_two_workers_on_one_study(postgres_url, tmp_path):
-    proc = _tune(postgres_url, "pg-two-workers", "--total", "6", "--max-epochs", "2", cwd=tmp_path)
+    proc = _tune(postgres_url, STUDY_TWO, "--total", "6", "--max-epochs", "2", cwd=tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     summary = json.loads(out)
-    trials = _trials(postgres_url, "pg-two-workers")
+    trials = _trials(postgres_url, STUDY_TWO)
     assert len(trials) >= 6 and all(t.state.is_finished() for t in trials)
     assert summary["counts"]["running"] == 0 and summary["n_trials"] == len(trials)
     # Both workers contributed, and exactly one trial evaluated the default parameters.
@@ -55,7 +57,7 @@ def test_two_workers_on_one_study(postgres_url, tmp_path):
 
 
 def test_resume_after_kill(postgres_url, tmp_path):
-    study = "pg-resume"
+    study = f"pg-resume-{uuid.uuid4().hex[:8]}"
     args = ["--total", "8", "--max-epochs", "6", "--set", "train.patience=100"]
     proc = _tune(postgres_url, study, *args, cwd=tmp_path)
     try:
