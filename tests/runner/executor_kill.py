@@ -61,6 +61,7 @@ def kill_a_worker_mid_cell(args: list[str], folder: Path, timeout: float = 300) 
     assert {c["status"] for c in cells} == {"trained"}, cells
     killed = [c for c in cells if Path(c["record"]) == killed_record]
     assert len(killed) == 1 and killed[0]["attempts"] == 2, (killed, err)
+    assert killed[0]["worker"] != f"{owner['host']}:{owner['pid']}"  # rerun by a live worker
     assert "worker lost" in err
     records = sorted(p for p in folder.glob("*.json") if is_record_file(p))
     assert len(records) == len(cells)  # one record per cell: no duplicates

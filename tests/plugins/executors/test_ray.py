@@ -17,5 +17,4 @@ def test_ray_sweep_reruns_a_killed_worker(tmp_path):
     args += ["--set", "data.n_samples=300", "--set", "train.patience=100", "--no-checkpoints"]
     args += ["--out", str(out), "--format", "json", "--executor", "ray", "--workers", "2", "--threads", "1"]
     report = kill_a_worker_mid_cell(args, out / "synthetic")
-    assert "Ray: WorkerCrashedError" in report["log"] or "Ray: " in report["log"]
-    assert len({c["worker"] for c in report["cells"]}) >= 1
+    assert "worker lost (Ray: " in report["log"]  # Ray's own error type, mapped to a lost worker
