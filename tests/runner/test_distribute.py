@@ -225,7 +225,7 @@ def test_process_worker_killed_mid_cell_is_rerun(tmp_path):
     from tests.runner.executor_kill import kill_a_worker_mid_cell
 
     out = tmp_path / "runs"
-    args = ["sweep", "--fusion", "concat", "--seeds", "0-2", "--max-epochs", "8", "--device", "cpu"]
+    args = ["sweep", "--fusion", "concat", "--seeds", "0-1", "--max-epochs", "6", "--device", "cpu"]
     args += ["--set", "data.n_samples=300", "--set", "train.patience=100", "--no-checkpoints"]
     args += ["--out", str(out), "--format", "json", "--executor", "process", "--workers", "2"]
     report = kill_a_worker_mid_cell(args, out / "synthetic")

@@ -58,7 +58,7 @@ def test_two_workers_on_one_study(postgres_url, tmp_path):
 
 def test_resume_after_kill(postgres_url, tmp_path):
     study = f"pg-resume-{uuid.uuid4().hex[:8]}"
-    args = ["--total", "8", "--max-epochs", "6", "--set", "train.patience=100"]
+    args = ["--total", "6", "--max-epochs", "5", "--set", "train.patience=100"]
     proc = _tune(postgres_url, study, *args, cwd=tmp_path)
     try:
         deadline = time.time() + 240
@@ -90,6 +90,7 @@ def test_resume_after_kill(postgres_url, tmp_path):
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     killed = [t for t in trials if t.number in {k.number for k in left}]
     assert all(t.state.name == "FAIL" and "died" in t.user_attrs["fail_reason"] for t in killed)
-    assert len(finished) + len(killed) >= 8
+    assert len(finished) + len(killed) >= 6
     assert sum(bool(t.user_attrs.get(DEFAULT_ATTR)) for t in trials) == 1
-    assert json.loads(out)["counts"]["running"] == 0
+    summary = json.loads(out)
+    assert summary["counts"]["running"] == 0 and summary["trials_this_run"] >= 1  # resumed, not only tidied
