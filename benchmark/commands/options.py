@@ -131,3 +131,27 @@ FusionFilter = Annotated[str | None, typer.Option("--fusion", "-f", help="Only t
 DeprecatedEpochs = Annotated[
     int | None, typer.Option("--epochs", hidden=True, help="Old name of --max-epochs.")
 ]
+
+# Where training runs (docs/distributed.md): sweep cells and tuning workers on an executor
+EXECUTOR_DEFAULT = "local"
+Executor = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        "-x",
+        help="Where cells or tuning workers run: local, process, ray, slurm (mmbench list).",
+    ),
+]
+Workers = Annotated[
+    int, typer.Option("--workers", "-j", help="How many run at once (sweep cells, or workers of one study).")
+]
+Threads = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads per cell or worker (default: cores / workers).")
+]
+Address = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster: auto or ray://HOST:10001 (ray executor).")
+]
+ExecutorOpts = Annotated[
+    list[str] | None,
+    typer.Option("--executor-opt", help="Executor option KEY=VALUE, repeatable (e.g. partition=gpu)."),
+]

@@ -66,24 +66,14 @@ def sweep(
     stale_after: Annotated[
         float, typer.Option("--stale-after", help="Hours without a heartbeat after which a lock is stale.")
     ] = 6.0,
-    executor: Annotated[
-        str,
-        typer.Option("--executor", "-x", help="Where cells run: local, process, ray, slurm (mmbench list)."),
-    ] = "local",
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Cells running at once.")] = 1,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads per cell (default: cores / workers).")
-    ] = None,
+    executor: opts.Executor = opts.EXECUTOR_DEFAULT,
+    workers: opts.Workers = 1,
+    threads: opts.Threads = None,
     gpus_per_cell: Annotated[
         float, typer.Option("--gpus-per-cell", help="GPUs one cell gets (ray num_gpus, slurm GPUs).")
     ] = 0.0,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster: auto, ray://HOST:10001 (ray executor).")
-    ] = None,
-    executor_opt: Annotated[
-        list[str] | None,
-        typer.Option("--executor-opt", help="Executor option KEY=VALUE, repeatable (e.g. partition=gpu)."),
-    ] = None,
+    address: opts.Address = None,
+    executor_opt: opts.ExecutorOpts = None,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Run every (dataset, fusion, seed) of a grid that has no record yet; one record per cell."""

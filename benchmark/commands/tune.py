@@ -95,25 +95,14 @@ def tune(
         bool, typer.Option("--show", help="Only print a study from the storage (no training).")
     ] = False,
     top: Annotated[int, typer.Option("--top", help="How many of the best trials to list.")] = 10,
-    executor: Annotated[
-        str, typer.Option("--executor", "-x", help="Where workers run: local, process, ray, slurm.")
-    ] = "local",
-    workers: Annotated[
-        int, typer.Option("--workers", "-j", help="Workers on one study (a journal file or database URL).")
-    ] = 1,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads per worker (default: cores / workers).")
-    ] = None,
+    executor: opts.Executor = opts.EXECUTOR_DEFAULT,
+    workers: opts.Workers = 1,
+    threads: opts.Threads = None,
     gpus_per_worker: Annotated[
         float, typer.Option("--gpus-per-worker", help="GPUs one worker gets (ray num_gpus, slurm GPUs).")
     ] = 0.0,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster: auto, ray://HOST:10001 (ray executor).")
-    ] = None,
-    executor_opt: Annotated[
-        list[str] | None,
-        typer.Option("--executor-opt", help="Executor option KEY=VALUE, repeatable (e.g. partition=gpu)."),
-    ] = None,
+    address: opts.Address = None,
+    executor_opt: opts.ExecutorOpts = None,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
     """Tune a fusion's hyper-parameters on the dev split with Optuna; export the best ones."""

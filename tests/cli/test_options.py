@@ -24,6 +24,10 @@ UNIFORM = (
     "--compile",
     "--out",
     "--runs",
+    "--executor",
+    "--threads",
+    "--address",
+    "--executor-opt",
 )
 
 #: Names that differ on purpose, and why (anything else sharing a name must agree).
@@ -37,6 +41,7 @@ VARIANTS = {
     "--seed": "inspect: seed of the plotted sample; tune: the training seed of every trial",
     "--force": "each command redraws or overwrites its own outputs",
     "--strict": "extract: a clip that cannot be extracted; leaderboard: a damaged record (skipped otherwise)",
+    "--workers": "extract: threads of the numpy extractors; sweep/tune: cells or study workers at once",
 }
 
 
