@@ -66,17 +66,14 @@ def inspect_request(
 ) -> Inspection:
     """Load ``request``'s dataset exactly as ``mmbench run`` would, then inspect it.
 
-    ``prepare`` stops on cross-split duplicates; here ``data.allow_duplicates=true`` is added so
-    that they are loaded and reported. The protocol fingerprint shown is the one a run with the
-    user's own options would record (without that override).
+    ``prepare`` stops on leaks across splits and dataset plugins on repeated utterance ids; here
+    ``data.allow_duplicates=true`` (and ``data.duplicate_ids=keep`` where the dataset has that
+    option) are added so that such data loads and its problems are reported. The protocol
+    fingerprint shown is the one a run with the user's own options would record.
     """
     from mmbench.protocol import fingerprint, load_protocol
     from mmbench.runner.run import prepare
 
-    overrides = [*request.overrides, "data.allow_duplicates=true"]
-    if reporter is not None:
-        reporter.log("loading with data.allow_duplicates=true: duplicates are reported here, not refused")
-    prep = prepare(replace(request, overrides=overrides), registry, reporter)
     ds_plugin = registry.create("dataset", request.dataset)
     user_protocol = load_protocol(
         request.dataset,
@@ -84,6 +81,15 @@ def inspect_request(
         request.protocol_file,
         list(request.overrides),
     )
+    overrides = [*request.overrides, "data.allow_duplicates=true"]
+    if "duplicate_ids" in user_protocol["data"]:
+        overrides.append("data.duplicate_ids=keep")
+    if reporter is not None:
+        reporter.log(
+            "loading with data.allow_duplicates=true (and repeated ids kept): problems are reported "
+            "here, not refused"
+        )
+    prep = prepare(replace(request, overrides=overrides), registry, reporter)
     protocol = copy.deepcopy(prep.protocol)
     protocol["data"] = user_protocol["data"]
     result = inspect_data(
@@ -385,9 +391,13 @@ def split_report(data: MultimodalData, duplicates: Any, joint: np.ndarray) -> di
             "across": dict(duplicates.pairs),
             "within": dict(duplicates.within),
             "total_across": int(duplicates.total),
+            "by": {k: dict(v) for k, v in duplicates.by.items()},
+            "evidence": list(duplicates.evidence),
             "examples": exact_examples,
             "description": duplicates.describe(),
         },
+        "natural_repeats": {**duplicates.repeats, "description": duplicates.describe_repeats()},
+        "repeated_ids": int(data.meta.get("repeated_ids") or 0),
         "near_duplicates": {
             "threshold": NEAR_DUPLICATE_COSINE,
             "space": "all modalities, standardised with train statistics",
@@ -407,8 +417,13 @@ def collect_warnings(summary: dict[str, Any]) -> list[str]:
     exact = splits["exact_duplicates"]
     if exact["total_across"]:
         out.append(
-            f"exact duplicates across splits: {exact['description']} — `mmbench run` refuses this "
-            "data unless data.allow_duplicates=true"
+            f"leaks across splits (the same utterance id or feature vector): {exact['description']} — "
+            "`mmbench run` refuses this data unless data.allow_duplicates=true"
+        )
+    if splits.get("repeated_ids"):
+        out.append(
+            f"{splits['repeated_ids']} rows repeat an earlier utterance id (over-sampling?) — "
+            "`mmbench run` refuses this data unless data.duplicate_ids=keep"
         )
     near = splits["near_duplicates"]
     extra = {k: v["not_exact"] for k, v in near["across"].items() if v["not_exact"]}

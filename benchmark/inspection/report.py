@@ -367,14 +367,28 @@ def markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
     else:
         out += ["The dataset declares no groups (`data.groups` is empty).", ""]
     exact, near = sp["exact_duplicates"], sp["near_duplicates"]
+    evidence = ", ".join(exact.get("evidence") or []) or "ids only (no non-text features)"
     out += [
-        f"Duplicates across splits (exact: identical content in every modality, the duplicate guard's "
-        f"evidence; near: cosine > {near['threshold']} in the standardised all-modality space):",
+        f"Duplicates across splits (guard: the same utterance id, or the same feature vector also "
+        f"after rounding, compared on {evidence}; near: cosine > {near['threshold']} in the "
+        "standardised all-modality space):",
         "",
-        _md_table(["pair", "exact", "near", "near, not exact", "examples"], duplicate_rows(s)),
+        _md_table(["pair", "guard", "near", "near, not guard", "examples"], duplicate_rows(s)),
         "",
-        "Exact duplicates inside a split: " + ", ".join(f"{k} {v}" for k, v in exact["within"].items()) + ".",
+        "Copies inside a split: " + ", ".join(f"{k} {v}" for k, v in exact["within"].items()) + ".",
     ]
+    repeats = sp.get("natural_repeats") or {}
+    if repeats.get("rows"):
+        out += [
+            "",
+            f"Natural repeats (identical `{repeats['field']}` in two splits, not leaks): {repeats['rows']} "
+            f"dev/test rows, {repeats['distinct']} distinct texts; most repeated:",
+            "",
+            _md_table(
+                ["text", *SPLITS],
+                [[t.replace("|", "\\|"), *(c.get(x, 0) for x in SPLITS)] for t, c in repeats["examples"]],
+            ),
+        ]
 
     out += ["", "## Linear probes", ""]
     out.append(
@@ -464,12 +478,15 @@ def rich_summary(
     parts.append(t)
 
     t = Table(title="duplicates across splits", title_justify="left")
-    for col in ("pair", "exact", "near", "near, not exact", "examples"):
+    for col in ("pair", "guard", "near", "near, not guard", "examples"):
         t.add_column(col, justify="left" if col in ("pair", "examples") else "right")
     for row in duplicate_rows(s):
         bad = row[1] or row[3]
         t.add_row(*(f"[red]{v}[/red]" if bad and k in (1, 2, 3) else str(v) for k, v in enumerate(row)))
     parts.append(t)
+    repeats = (sp.get("natural_repeats") or {}).get("description")
+    if repeats:
+        parts.append(Text(f"natural repeats: {repeats}"))
 
     p = s["probes"]
     t = Table(title=f"linear probes (train {p['n_train']} -> dev {p['n_dev']})", title_justify="left")

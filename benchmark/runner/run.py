@@ -175,14 +175,16 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
     report = find_duplicates(data)
     if report.total and not allow_duplicates:
         raise DataError(
-            f"{report.describe()}. Identical rows in two splits usually mean the data was "
-            "over-sampled or augmented before splitting, which leaks test rows into training. "
-            "Fix the data, or accept it with --set data.allow_duplicates=true "
-            "(recorded in the protocol).",
+            f"{report.describe()}. The same utterance (id or feature vector, also after rounding) in "
+            "two splits usually means the data was over-sampled or augmented before splitting, which "
+            "leaks test rows into training. Fix the data, or accept it with "
+            "--set data.allow_duplicates=true (recorded in the protocol).",
             path=data.meta.get("source", request.dataset),
         )
     if report.total:
         reporter.log(f"warning: {report.describe()} (allowed by data.allow_duplicates)")
+    if report.describe_repeats():
+        reporter.log(f"note: {report.describe_repeats()}")
     encoded, encoders = encode_dataset(data, protocol, registry, log=reporter.log)
     protocol.setdefault("split", data.meta.get("split_scheme", "dataset"))
     return Prepared(
@@ -193,7 +195,7 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         encoders=encoders,
         budget_cut=budget_cut,
         registry=registry,
-        duplicates={"across_splits": report.pairs, "within_splits": report.within},
+        duplicates={**report.as_record(), "accepted": bool(report.total and allow_duplicates)},
         duplicate_report=report,
     )
 
