@@ -23,34 +23,24 @@ import hashlib
 import io
 import json
 import math
-import posixpath
 import re
 import time
-import zipfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
 
 from mmbench.errors import DataError
+from mmbench.formats.text_csv import TextEncodingWarning, check_unique_columns, csv_records, decode_file
+from mmbench.formats.values import VALUE_LIMIT, first_bad
+from mmbench.formats.xlsx import column_letter, xlsx_rows
 
 FORMATS = (".xlsx", ".csv")
 _CACHE_VERSION = 1
-_F32_MAX = float(np.finfo(np.float32).max)
 _CR_TO_SPACE = bytes.maketrans(b"\r", b" ")
 _EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_CELL_REF = re.compile(r"([A-Za-z]+)")
-_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-
-#: Excel's own sheet limit; a row number or row count above it is a damaged or crafted file.
-MAX_ROWS = 1_048_576
-#: Largest uncompressed workbook part read (worksheet, shared strings).
-MAX_PART_BYTES = 4 << 30
-#: Largest compression ratio of a part over 16 MiB. Text of numbers compresses about 3:1; a
-#: part that expands 100 times or more is a decompression bomb (35 million empty rows in 326 KB).
-MAX_RATIO, RATIO_FROM_BYTES = 100, 16 << 20
 
 
 @dataclass
@@ -76,12 +66,16 @@ def read_feature_table(
     optional_vector_columns: Sequence[str] = (),
     optional_text_columns: Sequence[str] = (),
     aliases: Mapping[str, Sequence[str]] = {},  # noqa: B006 - read only
+    strict_encoding: bool = False,
 ) -> FeatureTable:
     """Read the named columns of a .xlsx/.csv feature spreadsheet, from the parsed cache when possible.
 
     Optional columns that are absent (or empty in every row) are left out of the result; empty
     cells of optional text columns read as ``""``. ``aliases`` maps a canonical column name to
-    other accepted header spellings; results are keyed by the canonical name.
+    other accepted header spellings; results are keyed by the canonical name. A CSV is decoded
+    per line (:mod:`mmbench.formats.text_csv`): lines that are not UTF-8 are read as cp1252 with a
+    warning (such a file is never cached, so the warning shows on every read), or refused with
+    ``strict_encoding``.
     """
     path = Path(path)
     _check_file(path)
@@ -101,17 +95,40 @@ def read_feature_table(
         rows, vectors, texts = cached
         return FeatureTable(path=path, vectors=vectors, texts=texts, rows=rows, sha256=sha)
     t0 = time.perf_counter()
+    if path.suffix.lower() == ".xlsx":
+        source, clean = xlsx_rows(path), True
+    else:
+        decoded = decode_file(path, strict_encoding)
+        source, clean = csv_records(decoded.text, path), not decoded.fallback_lines
     rows, vectors, texts = _parse_table(
         path,
+        source,
         list(vector_columns),
         list(text_columns),
         list(optional_vector_columns),
         list(optional_text_columns),
         aliases,
     )
-    with contextlib.suppress(OSError):  # a read-only cache only costs parsing again next time
-        _cache_store(key, sha, path, rows, vectors, texts, time.perf_counter() - t0)
+    if clean:
+        with contextlib.suppress(OSError):  # a read-only cache only costs parsing again next time
+            _cache_store(key, sha, path, rows, vectors, texts, time.perf_counter() - t0)
     return FeatureTable(path=path, vectors=vectors, texts=texts, rows=rows, sha256=sha)
+
+
+def read_header(path: Path, strict_encoding: bool = False) -> list[str]:
+    """The column names on row 1 of a .xlsx/.csv (decoded as :func:`read_feature_table` does)."""
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() == ".xlsx":
+        source = xlsx_rows(path)
+    else:
+        with warnings.catch_warnings():  # the full read that follows warns once
+            warnings.simplefilter("ignore", TextEncodingWarning)
+            source = csv_records(decode_file(path, strict_encoding).text, path)
+    first = next(source, None)
+    if first is None:
+        raise DataError("empty file: no header row and no data", path=path)
+    return [_unescape(v).strip() for _, v in sorted(first[1].items()) if v is not None]
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -134,6 +151,7 @@ def _check_file(path: Path) -> None:
 
 def _parse_table(
     path: Path,
+    source: Iterator[tuple[int, dict[int, str]]],
     vector_columns: list[str],
     text_columns: list[str],
     optional_vector_columns: list[str],
@@ -141,7 +159,6 @@ def _parse_table(
     aliases: Mapping[str, Sequence[str]],
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, list[str]]]:
     """Parse the file itself (no cache): row numbers, vector arrays, text lists."""
-    source = _xlsx_rows(path) if path.suffix.lower() == ".xlsx" else _csv_rows(path)
     header_row = next(source, None)
     if header_row is None:
         raise DataError("empty file: no header row and no data", path=path)
@@ -152,6 +169,7 @@ def _parse_table(
             f"{header_number})",
             path=path,
         )
+    check_unique_columns([_unescape(v) for _, v in sorted(header.items()) if v is not None], path)
     wanted = [*vector_columns, *text_columns, *optional_vector_columns, *optional_text_columns]
     required = set(vector_columns) | set(text_columns)
     positions = _match_header(path, header, wanted, required, aliases)
@@ -200,7 +218,7 @@ def _match_header(
             lowered = {s.strip().lower() for s in spellings}
             hits = [i for i, v in names.items() if v.lower() in lowered]
         if len(hits) > 1:
-            where = ", ".join(f"{names[i]!r} (column {_column_letter(i)})" for i in hits)
+            where = ", ".join(f"{names[i]!r} (column {column_letter(i)})" for i in hits)
             raise DataError(f"column {canonical!r} appears more than once: {where}", path=path)
         if hits:
             found[canonical] = hits[0]
@@ -290,7 +308,7 @@ def _fast_parse(cells: list[str]) -> np.ndarray | None:
     with np.errstate(over="ignore", invalid="ignore"):
         array = np.ascontiguousarray(frame.to_numpy(dtype=np.float64), dtype=np.float32)
     # NaN/inf in the text and values beyond float32's range (inf after the cast) go to the diagnosis
-    return array if np.isfinite(array).all() else None
+    return array if first_bad(array) is None else None
 
 
 def _slow_parse(path: Path, name: str, cells: list[str], rows: np.ndarray) -> np.ndarray:
@@ -339,9 +357,10 @@ def _slow_parse(path: Path, name: str, cells: list[str], rows: np.ndarray) -> np
                     row=row,
                     column=name,
                 )
-            if abs(value) > _F32_MAX:
+            if abs(value) > VALUE_LIMIT:
                 raise DataError(
-                    f"value {k + 1} ({tokens[k].strip()}) is too large for float32",
+                    f"value {k + 1} ({tokens[k].strip()}) is beyond +-{VALUE_LIMIT:g}: too large for the "
+                    "float32 statistics of training (its square overflows); rescale the feature",
                     path=path,
                     row=row,
                     column=name,
@@ -362,212 +381,6 @@ def _to_float(token: str) -> float | None:
 
 def _excerpt(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
-# --------------------------------------------------------------------------------------------- csv
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[int, str]]]:
-    """Yield (row number, {column index: cell}) for every non-blank record; header = row 1.
-
-    The delimiter is ``,`` unless the header line has none and has ``;`` or tabs (regional Excel).
-    """
-    if csv.field_size_limit() < 2**30:
-        csv.field_size_limit(2**30)  # one cell holds a whole vector
-    try:
-        with path.open("r", newline="", encoding="utf-8-sig") as fh:
-            first = fh.readline()
-            delimiter = next((d for d in (";", "\t") if "," not in first and d in first), ",")
-            fh.seek(0)  # the utf-8-sig decoder skips a BOM again after seeking to 0
-            for number, record in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
-                if record and any(field.strip() for field in record):
-                    yield number, dict(enumerate(record))
-    except UnicodeDecodeError:
-        raise DataError(
-            "not a UTF-8 text file; is it really a .csv? Save it as 'CSV UTF-8'", path=path
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"malformed CSV: {exc}", path=path) from None
-
-
-# --------------------------------------------------------------------------------------------- xlsx
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _column_index(ref: str) -> int:
-    index = 0
-    for ch in ref.upper():
-        index = index * 26 + ord(ch) - 64
-    return index - 1
-
-
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[int, str]]]:
-    """Yield (row number, {column index: cell text}) of the first worksheet, read from its XML."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        with path.open("rb") as fh:
-            head = fh.read(8)
-        hint = (
-            " It looks like an old binary .xls file; save it as .xlsx."
-            if head.startswith(b"\xd0\xcf\x11\xe0")
-            else " Is it a CSV or another file renamed to .xlsx?"
-        )
-        raise DataError(f"not an .xlsx workbook (not a zip archive).{hint}", path=path) from None
-    with archive:
-        try:
-            sheet, strings_part = _workbook_parts(archive)
-            for part in (sheet, strings_part):
-                if part is not None:
-                    _check_part_size(path, archive.getinfo(part))
-            shared = _shared_strings(archive, strings_part) if strings_part else []
-            with archive.open(sheet) as fh:
-                yield from _sheet_rows(fh, shared)
-        except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, EOFError, ValueError, IndexError) as e:
-            message = f"damaged or unsupported .xlsx workbook ({type(e).__name__}: {e})"
-            raise DataError(message, path=path) from None
-
-
-def _check_part_size(path: Path, info: zipfile.ZipInfo) -> None:
-    """Refuse a part whose uncompressed size (from the zip directory, before inflating) is a bomb."""
-    size, packed = info.file_size, max(info.compress_size, 1)
-    if size > MAX_PART_BYTES:
-        raise DataError(
-            f"{info.filename} would unpack to {size:,} bytes (limit {MAX_PART_BYTES:,}); refused", path=path
-        )
-    if size > RATIO_FROM_BYTES and size / packed > MAX_RATIO:
-        raise DataError(
-            f"{info.filename} would unpack from {packed:,} to {size:,} bytes ({size // packed:,} times; "
-            f"spreadsheets of numbers stay under {MAX_RATIO}); refused as a decompression bomb",
-            path=path,
-        )
-
-
-def _workbook_parts(archive: zipfile.ZipFile) -> tuple[str, str | None]:
-    """Zip member names of the first worksheet and of the shared-strings table."""
-    names = set(archive.namelist())
-    if "xl/workbook.xml" not in names:
-        raise KeyError("xl/workbook.xml is missing")
-    rels: dict[str, tuple[str, str]] = {}
-    if "xl/_rels/workbook.xml.rels" in names:
-        root = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-        for rel in root:
-            target = rel.get("Target", "")
-            target = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
-            rels[rel.get("Id", "")] = (rel.get("Type", ""), target)
-    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
-    sheet = None
-    for el in workbook.iter():
-        if _local(el.tag) == "sheet":
-            rid = el.get(_REL_NS) or next((v for k, v in el.attrib.items() if _local(k) == "id"), None)
-            if rid in rels:
-                sheet = rels[rid][1]
-            break
-    if sheet is None or sheet not in names:
-        sheet = "xl/worksheets/sheet1.xml"
-    if sheet not in names:
-        raise KeyError("the workbook has no worksheet")
-    strings = next((t for kind, t in rels.values() if kind.endswith("/sharedStrings")), None)
-    if strings not in names:
-        strings = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in names else None
-    return sheet, strings
-
-
-def _rich_text(el: ElementTree.Element) -> str:
-    """Text of an ``<si>``/``<is>`` element: its ``<t>`` or its runs' ``<t>``, without phonetic hints."""
-    if len(el) == 1 and _local(el[0].tag) == "t":
-        return el[0].text or ""
-    parts = []
-    for child in el:
-        tag = _local(child.tag)
-        if tag == "t":
-            parts.append(child.text or "")
-        elif tag == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
-    return "".join(parts)
-
-
-def _shared_strings(archive: zipfile.ZipFile, member: str) -> list[str]:
-    strings: list[str] = []
-    with archive.open(member) as fh:
-        root = None
-        for event, el in ElementTree.iterparse(fh, events=("start", "end")):
-            if root is None:
-                root = el
-            if event == "end" and _local(el.tag) == "si":
-                strings.append(_rich_text(el))
-                el.clear()
-                root.clear()  # read strings leave the tree
-    return strings
-
-
-def _sheet_rows(fh: io.BufferedIOBase, shared: list[str]) -> Iterator[tuple[int, dict[int, str]]]:
-    """Rows of a worksheet's XML; memory stays bounded: each row is dropped once read."""
-    row_number = 0
-    n_rows = 0
-    column = -1
-    values: dict[int, str] = {}
-    parents: list[ElementTree.Element] = []
-    for event, el in ElementTree.iterparse(fh, events=("start", "end")):
-        tag = _local(el.tag)
-        if event == "start":
-            if tag == "sheetData":
-                parents.append(el)
-            elif tag == "row":
-                r = el.get("r")
-                row_number = int(r) if r else row_number + 1
-                n_rows += 1
-                if row_number > MAX_ROWS or n_rows > MAX_ROWS:
-                    raise ValueError(f"the worksheet has more than {MAX_ROWS:,} rows (Excel's limit)")
-                column, values = -1, {}
-            continue
-        if tag == "c":
-            ref = el.get("r")
-            match = _CELL_REF.match(ref) if ref else None
-            column = _column_index(match.group(1)) if match else column + 1
-            value = _cell_value(el, shared)
-            if value is not None:
-                values[column] = value
-            el.clear()
-        elif tag == "row":
-            if values:
-                yield row_number, values
-            el.clear()
-            if parents and len(parents[-1]):
-                parents[-1].clear()  # drop read rows: 35 million empty rows must not stay in memory
-
-
-def _cell_value(el: ElementTree.Element, shared: list[str]) -> str | None:
-    kind = el.get("t", "n")
-    if kind == "inlineStr":
-        for child in el:
-            if _local(child.tag) == "is":
-                return _rich_text(child)
-        return None
-    v = None
-    for child in el:
-        if _local(child.tag) == "v":
-            v = child.text
-            break
-    if v is None:
-        return None
-    if kind == "s":
-        return shared[int(v)]
-    if kind == "b":
-        return "TRUE" if v.strip() == "1" else "FALSE"
-    return v
 
 
 # --------------------------------------------------------------------------------------------- cache

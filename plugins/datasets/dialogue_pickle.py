@@ -37,6 +37,8 @@ class DialogueRows:
     sentences: list[str]
     train_dialogues: list[str]
     test_dialogues: list[str]
+    #: the file's own validation dialogues (COSMIC layouts); empty when the file has no such list
+    valid_dialogues: list[str] = field(default_factory=list)
     #: each row's 0-based position in its dialogue (the pickle's per-dialogue list order)
     position: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -54,7 +56,13 @@ def read_dialogue_pickle(
     feature_fields: Sequence[str],
     n_labels: int,
 ) -> DialogueRows:
-    """Read a DialogueRNN-layout pickle; ``layouts`` maps tuple length -> field names."""
+    """Read a dialogue pickle; ``layouts`` maps tuple length -> field names.
+
+    Field names are the DialogueRNN ones (``videoIDs``, ``videoSpeakers``, ``videoLabels``,
+    ``videoSentence``, ``trainVid``, ``testVid``) plus ``validVid`` for layouts that ship a
+    validation list (COSMIC's ``validIds``); a name starting with ``_`` is a field that is read
+    past (e.g. sentiment labels). Only the ``feature_fields`` present in the layout are read.
+    """
     from mmbench.formats.safe_pickle import safe_load
 
     try:
@@ -64,18 +72,18 @@ def read_dialogue_pickle(
             raise DataError(str(exc), path=path) from None
         raise
     if not isinstance(obj, (tuple, list)) or len(obj) not in layouts:
-        lengths = " or ".join(str(k) for k in layouts)
         got = (
             f"a {type(obj).__name__} of {len(obj)} items"
             if isinstance(obj, (tuple, list))
             else type(obj).__name__
         )
-        raise DataError(
-            f"expected the DialogueRNN layout, a tuple of {lengths} items "
-            f"({', '.join(next(iter(layouts.values())))}), got {got}",
-            path=path,
+        shapes = " or of ".join(
+            f"{k} items ({', '.join(n.lstrip('_') for n in names)})" for k, names in layouts.items()
         )
-    fields = dict(zip(layouts[len(obj)], obj, strict=True))
+        raise DataError(f"expected a dialogue pickle layout, a tuple of {shapes}; got {got}", path=path)
+    layout = layouts[len(obj)]
+    fields = {k: v for k, v in zip(layout, obj, strict=True) if not k.startswith("_")}
+    feature_fields = [f for f in feature_fields if f in fields]
     for name in ("videoIDs", "videoSpeakers", "videoLabels", "videoSentence", *feature_fields):
         if name in fields and not isinstance(fields[name], dict):
             raise DataError(f"field {name} must be a dict keyed by dialogue id", path=path)
@@ -83,22 +91,28 @@ def read_dialogue_pickle(
     # depends on Python's string hashing.
     train = sorted((_key(v) for v in _as_list(fields["trainVid"])), key=_natural)
     test = sorted((_key(v) for v in _as_list(fields["testVid"])), key=_natural)
-    if set(train) & set(test):
-        raise DataError(
-            f"{len(set(train) & set(test))} dialogues are in both trainVid and testVid "
-            f"(e.g. {sorted(set(train) & set(test))[0]})",
-            path=path,
-        )
+    valid = sorted((_key(v) for v in _as_list(fields.get("validVid", []))), key=_natural)
+    for a, b, name in (
+        (train, test, "trainVid and testVid"),
+        (train, valid, "the train and valid lists"),
+        (valid, test, "the valid and test lists"),
+    ):
+        both = set(a) & set(b)
+        if both:
+            raise DataError(
+                f"{len(both)} dialogues are in both {name} (e.g. {sorted(both, key=_natural)[0]})", path=path
+            )
     keyed = {
         name: {_key(k): v for k, v in fields[name].items()}
         for name in fields
         if isinstance(fields[name], dict)
     }
-    out = DialogueRows([], [], [], np.zeros(0, np.int64), {}, [], train, test)
+    out = DialogueRows([], [], [], np.zeros(0, np.int64), {}, [], train, test, valid)
+    out.extra["layout"] = layout
     labels: list[int] = []
     columns: dict[str, list[np.ndarray]] = {f: [] for f in feature_fields}
     dims: dict[str, int] = {}
-    for dialogue in [*train, *test]:
+    for dialogue in [*train, *valid, *test]:
         if dialogue not in keyed["videoLabels"]:
             raise DataError(
                 f"dialogue {dialogue!r} is listed in trainVid/testVid but has no videoLabels", path=path
@@ -137,7 +151,7 @@ def read_dialogue_pickle(
             [_speaker(dialogue, s) for s in _as_list(speakers)] if speakers is not None else [""] * n
         )
         sentences = keyed.get("videoSentence", {}).get(dialogue)
-        out.sentences += [str(s) for s in _as_list(sentences)] if sentences is not None else [""] * n
+        out.sentences += [repair_text(s) for s in _as_list(sentences)] if sentences is not None else [""] * n
         for name in feature_fields:
             try:
                 arr = np.asarray(_as_list(keyed[name][dialogue]), dtype=np.float32)
@@ -166,6 +180,24 @@ def read_dialogue_pickle(
     out.label = np.asarray(labels, dtype=np.int64)
     out.streams = {name: np.concatenate(arrs, axis=0) for name, arrs in columns.items()}
     return out
+
+
+_C1 = range(0x80, 0xA0)
+
+
+def repair_text(value: Any) -> str:
+    """A sentence as text; Windows-1252 punctuation read as Latin-1 control characters (the
+    pickles were written by Python 2 and are read with ``encoding='latin1'``: ``company\x92s``)
+    is decoded back (``company’s``)."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    text = str(value)
+    if any(ord(c) in _C1 for c in text):
+        try:
+            return text.encode("latin-1").decode("cp1252")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return text
+    return text
 
 
 def _key(value: Any) -> str:

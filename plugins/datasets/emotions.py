@@ -79,8 +79,12 @@ class ClassSet:
     vocabulary: tuple[str, ...]
 
     def index(self) -> dict[str, int]:
-        """Concept code -> label index."""
-        return {c: i for i, c in enumerate(self.codes)}
+        """Concept code -> label index; a merged class (``hap+exc``) maps each member to its index."""
+        return {m: i for i, c in enumerate(self.codes) for m in c.split("+")}
+
+    def concepts(self) -> list[str]:
+        """Every concept code the classes use (members of merged classes included)."""
+        return list(self.index())
 
 
 IEMOCAP_VOCABULARY = ("hap", "sad", "neu", "ang", "exc", "fru", "sur", "fea", "dis", "oth", "xxx")
@@ -95,6 +99,13 @@ IEMOCAP_8 = ClassSet(
     "iemocap-8",
     ("hap", "sad", "neu", "ang", "exc", "fru", "sur", "fea"),
     ("hap", "sad", "neu", "ang", "exc", "fru", "sur", "fea"),
+    IEMOCAP_VOCABULARY,
+)
+#: IEMOCAP-4 as speech emotion work uses it: happy and excited merged, then sad, neutral, angry.
+IEMOCAP_4 = ClassSet(
+    "iemocap-4",
+    ("hap+exc", "sad", "neu", "ang"),
+    ("hap+exc", "sad", "neu", "ang"),
     IEMOCAP_VOCABULARY,
 )
 MELD_NAMES = {
@@ -117,7 +128,7 @@ MELD_7 = ClassSet(
 def resolve_class_set(dataset: str, option: Any) -> ClassSet:
     """The class set for ``classes`` (protocol ``classes`` or ``data.classes``): 6, 8, 7 or a list."""
     if dataset == "iemocap":
-        presets = {6: IEMOCAP_6, 8: IEMOCAP_8}
+        presets = {4: IEMOCAP_4, 6: IEMOCAP_6, 8: IEMOCAP_8}
         default = IEMOCAP_6
     else:
         presets = {7: MELD_7}
@@ -126,6 +137,8 @@ def resolve_class_set(dataset: str, option: Any) -> ClassSet:
         return default
     if isinstance(option, str) and option.strip().isdigit():
         option = int(option.strip())
+    if isinstance(option, str) and option.strip().lower() in {p.name for p in presets.values()}:
+        return next(p for p in presets.values() if p.name == option.strip().lower())
     if isinstance(option, int) and not isinstance(option, bool):
         if option not in presets:
             raise UsageError(
@@ -136,20 +149,26 @@ def resolve_class_set(dataset: str, option: Any) -> ClassSet:
     if isinstance(option, str):
         option = [p for p in option.split(",") if p.strip()]
     if isinstance(option, (list, tuple)) and option:
-        codes = []
+        codes, seen = [], set()
         for item in option:
-            code = canonical_label(item)
-            if code is None or code not in default.vocabulary:
-                raise UsageError(
-                    f"classes: {item!r} is not a {dataset} label; accepted: "
-                    f"{accepted_spellings(default.vocabulary)}"
-                )
-            if code in codes:
-                raise UsageError(f"classes: {item!r} is listed twice")
-            codes.append(code)
+            members = []
+            for part in str(item).split("+"):  # "hap+exc": one class made of several labels
+                code = canonical_label(part)
+                if code is None or code not in default.vocabulary:
+                    raise UsageError(
+                        f"classes: {part.strip()!r} is not a {dataset} label; accepted: "
+                        f"{accepted_spellings(default.vocabulary)}; merge labels with +, e.g. hap+exc"
+                    )
+                if code in seen:
+                    raise UsageError(f"classes: {part.strip()!r} is listed twice")
+                seen.add(code)
+                members.append(code)
+            codes.append("+".join(members))
         if len(codes) < 2:
             raise UsageError("classes: a class set needs at least two labels")
-        names = tuple(MELD_NAMES.get(c, c) if dataset == "meld" else c for c in codes)
+        names = tuple(
+            "+".join(MELD_NAMES.get(m, m) for m in c.split("+")) if dataset == "meld" else c for c in codes
+        )
         return ClassSet(f"{dataset}-custom", tuple(codes), names, default.vocabulary)
     raise UsageError(f"classes must be a number or a list of labels, got {option!r}")
 

@@ -73,10 +73,55 @@ PICKLE_FIELDS = (
     "trainVid",
     "testVid",
 )
+#: COSMIC's sentence pickle (``iemocap/iemocap.pkl``: speakers, labels, sentences, trainIds,
+#: testIds, validIds) and RoBERTa feature pickle (``iemocap_features_roberta.pkl``: speakers,
+#: labels, roberta1-4 (1,024-d each), sentences, trainIds, testIds, validIds), as role names.
+COSMIC_SENTENCES = ("videoSpeakers", "videoLabels", "videoSentence", "trainVid", "testVid", "validVid")
+COSMIC_ROBERTA = (
+    "videoSpeakers",
+    "videoLabels",
+    "roberta1",
+    "roberta2",
+    "roberta3",
+    "roberta4",
+    "videoSentence",
+    "trainVid",
+    "testVid",
+    "validVid",
+)
+ROBERTA_FIELDS = ("roberta1", "roberta2", "roberta3", "roberta4")
+PICKLE_LAYOUTS = {9: PICKLE_FIELDS, 6: COSMIC_SENTENCES, 10: COSMIC_ROBERTA}
+PICKLE_FORMATS = {9: "DialogueRNN pickle", 6: "COSMIC sentence pickle", 10: "COSMIC RoBERTa pickle"}
+#: The 12 validation dialogues of sessions 1-4 that the COSMIC line of work ships (``validIds`` of
+#: conv-emotion's COSMIC/feature-extraction/iemocap/iemocap.pkl): the most reused fixed IEMOCAP
+#: dev split (train 108 / dev 12 / test 31 dialogues).
+COSMIC_DEV = (
+    "Ses01M_impro01",
+    "Ses01M_script03_1",
+    "Ses02F_impro02",
+    "Ses02F_impro07",
+    "Ses02M_script01_2",
+    "Ses03F_impro01",
+    "Ses03M_impro02",
+    "Ses03M_impro08a",
+    "Ses03M_script02_2",
+    "Ses03M_script03_2",
+    "Ses04F_impro07",
+    "Ses04F_script02_1",
+)
 PICKLE_LABELS = ("hap", "sad", "neu", "ang", "exc", "fru")
 #: canonical column -> other accepted header spellings (case-insensitive matches are accepted too)
 ID_ALIASES = {"File Name": ("File_name", "FileName", "Filename", "file_name")}
-OPTIONS = {"classes", "dev_fraction", "duplicate_ids", "audio_columns", "visual_columns", "allow_duplicates"}
+OPTIONS = {
+    "classes",
+    "dev_fraction",
+    "duplicate_ids",
+    "audio_columns",
+    "visual_columns",
+    "allow_duplicates",
+    "encoding",
+}
+IEMOCAP_OPTIONS = OPTIONS | {"dev", "split"}
 #: ``Ses01F_impro01_F000`` / ``Ses01F_script01_1_M012``: session, dialogue, speaker's gender.
 ID_PATTERN = re.compile(r"^(Ses(\d{2})[MF]_.+)_([MF])\d+$")
 HELP = (
@@ -138,6 +183,10 @@ class SheetLayout:
     visual: tuple[str, ...]
     required: tuple[str, ...]
     optional: tuple[str, ...]
+    #: the reference columns were assumed (no data.audio_columns/visual_columns given)
+    default: bool = False
+    #: data.encoding=strict: a CSV line that is not UTF-8 is refused instead of read as cp1252
+    strict_encoding: bool = False
 
 
 def sheet_layout(dataset: str, options: dict[str, Any]) -> SheetLayout:
@@ -148,6 +197,12 @@ def sheet_layout(dataset: str, options: dict[str, Any]) -> SheetLayout:
             not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value)
         ):
             raise UsageError(f"data.{key} must be a list of column names, e.g. [V1, V3], got {value!r}")
+    encoding = options.get("encoding", "auto")
+    if encoding not in ("auto", "strict"):
+        raise UsageError(
+            f"data.encoding must be auto (UTF-8, cp1252 lines with a warning) or strict, got {encoding!r}"
+        )
+    default = audio is None and visual is None
     required: list[str] = []
     optional: list[str] = []
     if audio is None:
@@ -159,20 +214,35 @@ def sheet_layout(dataset: str, options: dict[str, Any]) -> SheetLayout:
         (required if dataset == "iemocap" else optional).append("A2")
     else:
         required += visual
-    if not audio and not visual:
-        raise UsageError("data.audio_columns and data.visual_columns are both empty: no feature columns")
     clash = sorted(set(audio) & set(visual))
     if clash:
         raise UsageError(f"column {clash[0]} is in both data.audio_columns and data.visual_columns")
-    return SheetLayout(tuple(audio), tuple(visual), tuple(dict.fromkeys(required)), tuple(optional))
+    return SheetLayout(
+        tuple(audio),
+        tuple(visual),
+        tuple(dict.fromkeys(required)),
+        tuple(optional),
+        default,
+        encoding == "strict",
+    )
 
 
 def read_sheet(path: Path, layout: SheetLayout, optional_texts: tuple[str, ...]) -> Any:
-    """The spreadsheet through :func:`mmbench.formats.spreadsheet.read_feature_table`."""
-    from mmbench.formats.spreadsheet import read_feature_table
+    """The spreadsheet through :func:`mmbench.formats.spreadsheet.read_feature_table`.
 
+    With the reference layout assumed and none of its feature columns in the header, the sheet is
+    read as text only (``Utterance`` and ``Emotion``); some but not all of them is an error naming
+    the missing column.
+    """
+    from mmbench.formats.spreadsheet import read_feature_table, read_header
+
+    if layout.default:
+        header = {h.strip().lower() for h in read_header(path, layout.strict_encoding)}
+        if not header & {c.lower() for c in (*layout.audio, *layout.visual)}:
+            layout = SheetLayout((), (), (), (), False, layout.strict_encoding)
     return read_feature_table(
         path,
+        strict_encoding=layout.strict_encoding,
         vector_columns=list(layout.required),
         text_columns=["Utterance", "Emotion"],
         optional_vector_columns=list(layout.optional),
@@ -192,29 +262,34 @@ def sheet_modalities(table: Any, layout: SheetLayout) -> dict[str, dict[str, np.
 
 
 class IemocapDataset(DatasetPlugin):
-    """IEMOCAP from a reference-format spreadsheet or a DialogueRNN feature pickle."""
+    """IEMOCAP from a reference-format spreadsheet, a DialogueRNN/M3Net feature pickle or COSMIC's pickles."""
 
     needs_data: ClassVar[bool] = True
     id_pattern: ClassVar[str | None] = ID_PATTERN.pattern
     data_help: ClassVar[str] = HELP
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
-        dev_fraction = check_options("iemocap", options, OPTIONS)
+        dev_fraction = check_options("iemocap", options, IEMOCAP_OPTIONS)
         class_set = resolve_class_set("iemocap", options.get("classes"))
+        dev = options.get("dev", "cosmic")
+        if dev not in ("cosmic", "hash"):
+            raise UsageError(f"data.dev must be cosmic (COSMIC's 12 dialogues) or hash, got {dev!r}")
+        split = options.get("split", "sessions")
+        if split not in ("sessions", "random"):
+            raise UsageError(f"data.split must be sessions or random, got {split!r}")
+        plan = SplitPlan(dev, dev_fraction, split)
         file = locate(path, "iemocap", KNOWN_FILES, HELP)
         suffix = file.suffix.lower()
         if suffix in (".pkl", ".pickle"):
-            return self._from_pickle(file, class_set, dev_fraction)
+            return self._from_pickle(file, class_set, plan)
         if suffix in (".xlsx", ".csv"):
             layout = sheet_layout("iemocap", options)
-            return self._from_sheet(
-                file, class_set, dev_fraction, options.get("duplicate_ids", "error"), layout
-            )
+            return self._from_sheet(file, class_set, plan, options.get("duplicate_ids", "error"), layout)
         raise DataError(f"unsupported file type {suffix or '(none)'}; {HELP}", path=file)
 
     # -------------------------------------------------------------------------- spreadsheet
     def _from_sheet(
-        self, path: Path, class_set: ClassSet, dev_fraction: float, dup_mode: str, layout: SheetLayout
+        self, path: Path, class_set: ClassSet, plan: SplitPlan, dup_mode: str, layout: SheetLayout
     ) -> MultimodalData:
         table = read_sheet(path, layout, ("File Name",))
         n = len(table.rows)
@@ -227,17 +302,27 @@ class IemocapDataset(DatasetPlugin):
         groups: dict[str, list[str]] = {}
         positions = None
         if ids is None:
+            if plan.split != "random":
+                raise DataError(
+                    "no File Name column with IEMOCAP utterance ids (such as Ses01F_impro01_F000), so "
+                    "the standard split (test = session 5, whole dialogues per split) is impossible and a "
+                    "random utterance-level split would put turns of one dialogue and one speaker in "
+                    "train and test. Add a 'File Name' column with the ids (IEMOCAP's transcriptions name "
+                    "every turn), or accept a random stratified 70/10/20 split explicitly with "
+                    "--set data.split=random (not comparable with published results; own fingerprint)",
+                    path=path,
+                    column="File Name",
+                )
             warn(
-                f"{path}: no File Name column with IEMOCAP ids, so the session split (test = session 5) "
-                "is impossible; using a stratified 70/10/20 fallback split whose results are not "
-                "comparable with the standard protocol (it gets its own protocol fingerprint)"
+                f"{path}: data.split=random: stratified 70/10/20 utterance-level split (seed 0); results "
+                "are not comparable with the session split (they get their own protocol fingerprint)"
             )
             row_ids = [f"row{r}" for r in table.rows]
             keep = labels >= 0
             splits = fallback_split(labels[keep], None, path)
             split_of_row = np.full(n, "", dtype=object)
             split_of_row[np.flatnonzero(keep)] = split_array(int(keep.sum()), splits)
-            meta["split_scheme"] = "iemocap fallback: stratified 70/10/20 (seed 0), file has no ids"
+            meta["split_scheme"] = "iemocap random: stratified 70/10/20 (seed 0), file has no ids"
         else:
             ids = [str(u).strip() for u in ids]
             meta["repeated_ids"] = check_unique_ids(ids, table.rows, path, "File Name", dup_mode)
@@ -256,10 +341,9 @@ class IemocapDataset(DatasetPlugin):
                 dialogues.append(m.group(1))
                 speakers.append(f"Ses{m.group(2)}{m.group(3)}")
             row_ids = ids
-            split_of_row = session_split(sessions, dialogues, labels >= 0, dev_fraction)
+            split_of_row, meta["split_scheme"] = session_split(sessions, dialogues, labels >= 0, plan, path)
             groups = {"speaker": speakers, "session": sessions, "dialogue": dialogues}
             positions = order_positions(dialogues)  # ids number each speaker's turns, not the dialogue's
-            meta["split_scheme"] = split_scheme(dev_fraction)
         return require_session5(
             finish(
                 "iemocap",
@@ -279,14 +363,15 @@ class IemocapDataset(DatasetPlugin):
         )
 
     # ------------------------------------------------------------------------------- pickle
-    def _from_pickle(self, path: Path, class_set: ClassSet, dev_fraction: float) -> MultimodalData:
-        missing = [c for c in class_set.codes if c not in PICKLE_LABELS]
+    def _from_pickle(self, path: Path, class_set: ClassSet, plan: SplitPlan) -> MultimodalData:
+        missing = [c for c in class_set.concepts() if c not in PICKLE_LABELS]
         if missing:
             raise UsageError(
-                f"{path}: the DialogueRNN pickle holds only the labels {', '.join(PICKLE_LABELS)}; "
+                f"{path}: IEMOCAP pickles hold only the labels {', '.join(PICKLE_LABELS)}; "
                 f"class set {class_set.name} also needs {', '.join(missing)} (use a spreadsheet for it)"
             )
-        rows = read_dialogue_pickle(path, {9: PICKLE_FIELDS}, ("videoText", "videoAudio", "videoVisual"), 6)
+        features = ("videoText", "videoAudio", "videoVisual", *ROBERTA_FIELDS)
+        rows = read_dialogue_pickle(path, PICKLE_LAYOUTS, features, 6)
         index = class_set.index()
         code_of = np.array(PICKLE_LABELS)[rows.label]
         labels = np.array([index.get(c, -1) for c in code_of], dtype=np.int64)
@@ -302,22 +387,32 @@ class IemocapDataset(DatasetPlugin):
                 )
             sessions.append(f"Ses{m.group(1)}")
             speakers.append(f"Ses{m.group(1)}{spk}")
-        meta: dict[str, Any] = {"source": str(path), "format": "DialogueRNN pickle"}
-        test_by_session = {d for d, s in zip(rows.dialogue, sessions, strict=True) if s == "Ses05"}
-        if test_by_session != set(rows.test_dialogues):
-            warn(
-                f"{path}: testVid ({len(rows.test_dialogues)} dialogues) is not exactly session 5 "
-                f"({len(test_by_session)} dialogues); mmbench uses session 5 as test"
+        n_fields = len(rows.extra.get("layout", ())) or None
+        meta: dict[str, Any] = {"source": str(path), "format": PICKLE_FORMATS.get(n_fields or 9, "pickle")}
+        if rows.valid_dialogues:
+            # The file's own lists, used as given (COSMIC: 108 / 12 / 31 dialogues).
+            valid, test = set(rows.valid_dialogues), set(rows.test_dialogues)
+            split_of_row = np.array(
+                ["test" if d in test else ("dev" if d in valid else "train") for d in rows.dialogue],
+                dtype=object,
             )
-            meta["testVid_differs_from_session5"] = True
-        split_of_row = session_split(sessions, rows.dialogue, labels >= 0, dev_fraction)
-        modalities = {
-            "text": {"videoText": rows.streams["videoText"]},
-            "audio": {"videoAudio": rows.streams["videoAudio"]},
-            "visual": {"videoVisual": rows.streams["videoVisual"]},
-        }
+            meta["split_scheme"] = (
+                f"iemocap file lists: train {len(rows.train_dialogues)} / valid {len(valid)} / test "
+                f"{len(test)} dialogues as given in the pickle"
+            )
+        else:
+            test_by_session = {d for d, s in zip(rows.dialogue, sessions, strict=True) if s == "Ses05"}
+            if test_by_session != set(rows.test_dialogues):
+                warn(
+                    f"{path}: testVid ({len(rows.test_dialogues)} dialogues) is not exactly session 5 "
+                    f"({len(test_by_session)} dialogues); mmbench uses session 5 as test"
+                )
+                meta["testVid_differs_from_session5"] = True
+            split_of_row, meta["split_scheme"] = session_split(
+                sessions, rows.dialogue, labels >= 0, plan, path
+            )
+        modalities = pickle_modalities(rows)
         groups = {"speaker": speakers, "session": sessions, "dialogue": rows.dialogue}
-        meta["split_scheme"] = split_scheme(dev_fraction)
         return require_session5(
             finish(
                 "iemocap",
@@ -337,6 +432,30 @@ class IemocapDataset(DatasetPlugin):
         )
 
 
+def pickle_modalities(rows: Any) -> dict[str, dict[str, np.ndarray]]:
+    """``text`` (``videoText``, or the mean of COSMIC's four RoBERTa vectors, as COSMIC averages
+    them), ``audio`` and ``visual``: whichever the pickle holds."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    if all(f in rows.streams for f in ROBERTA_FIELDS):
+        stack = np.stack([rows.streams[f] for f in ROBERTA_FIELDS])
+        out["text"] = {"roberta": stack.mean(axis=0).astype(np.float32)}
+    elif "videoText" in rows.streams:
+        out["text"] = {"videoText": rows.streams["videoText"]}
+    for modality, name in (("audio", "videoAudio"), ("visual", "videoVisual")):
+        if name in rows.streams:
+            out[modality] = {name: rows.streams[name]}
+    return out
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How to split sessions 1-4 into train and dev (``dev``: cosmic | hash) or not at all."""
+
+    dev: str = "cosmic"
+    dev_fraction: float = 0.12
+    split: str = "sessions"
+
+
 def require_session5(data: MultimodalData, path: Path) -> MultimodalData:
     """With the session split, an empty test split means the file holds no session 5."""
     if "Ses05" in data.meta.get("split_scheme", "") and not len(data.splits["test"]):
@@ -345,20 +464,39 @@ def require_session5(data: MultimodalData, path: Path) -> MultimodalData:
 
 
 def split_scheme(dev_fraction: float) -> str:
-    """The split description recorded in the protocol (its change changes the fingerprint)."""
+    """The hash-based split description recorded in the protocol (its change changes the fingerprint)."""
     return (
         f"iemocap sessions: test = Ses05; dev = {dev_fraction:g} of the dialogues of each of Ses01-Ses04 "
         "(lowest blake2b hash of the dialogue id); train = the rest"
     )
 
 
+COSMIC_SCHEME = "iemocap sessions: test = Ses05; dev = the 12 COSMIC validation dialogues; train = the rest"
+
+
 def session_split(
-    sessions: list[str], dialogues: list[str], kept: np.ndarray, dev_fraction: float
-) -> np.ndarray:
-    """Per-row split: test = session 5, dev = hash-ranked held-out dialogues of sessions 1-4."""
-    train_pool = [(d, s) for d, s, k in zip(dialogues, sessions, kept, strict=True) if s != "Ses05" and k]
-    dev = held_out_groups([d for d, _ in train_pool], dev_fraction, [s for _, s in train_pool])
+    sessions: list[str], dialogues: list[str], kept: np.ndarray, plan: SplitPlan, path: object = None
+) -> tuple[np.ndarray, str]:
+    """Per-row split and its description: test = session 5; dev = COSMIC's 12 dialogues (default,
+    when the file holds all of them) or hash-ranked held-out dialogues of sessions 1-4."""
+    present = {d for d, s in zip(dialogues, sessions, strict=True) if s != "Ses05"}
+    if plan.dev == "cosmic":
+        missing = [d for d in COSMIC_DEV if d not in present]
+        if not missing:
+            dev, scheme = set(COSMIC_DEV), COSMIC_SCHEME
+        else:
+            warn(
+                f"{path}: {len(missing)} of COSMIC's 12 validation dialogues are not in the file (e.g. "
+                f"{missing[0]}); dev = {plan.dev_fraction:g} of each session's dialogues (hash-ranked) "
+                "instead; results get their own protocol fingerprint"
+            )
+            dev, scheme = None, split_scheme(plan.dev_fraction)
+    else:
+        dev, scheme = None, split_scheme(plan.dev_fraction)
+    if dev is None:
+        train_pool = [(d, s) for d, s, k in zip(dialogues, sessions, kept, strict=True) if s != "Ses05" and k]
+        dev = held_out_groups([d for d, _ in train_pool], plan.dev_fraction, [s for _, s in train_pool])
     out = np.empty(len(sessions), dtype=object)
     for i, (d, s) in enumerate(zip(dialogues, sessions, strict=True)):
         out[i] = "test" if s == "Ses05" else ("dev" if d in dev else "train")
-    return out
+    return out, scheme

@@ -50,9 +50,11 @@ from mmbench.plugins.datasets.emotions import (
 )
 from mmbench.plugins.datasets.iemocap import (
     OPTIONS,
+    ROBERTA_FIELDS,
     SheetLayout,
     check_options,
     check_unique_ids,
+    pickle_modalities,
     read_sheet,
     sheet_layout,
     sheet_modalities,
@@ -72,6 +74,39 @@ PICKLE_9 = (
     "videoLabelsSentiment",
 )
 PICKLE_10 = (*PICKLE_9[:5], "videoVisual", *PICKLE_9[5:])
+#: COSMIC's sentence pickle (``meld/meld.pkl``: speakers, emotion labels, sentiment labels,
+#: sentences, trainIds, testIds, validIds) and RoBERTa feature pickle
+#: (``meld_features_roberta.pkl``: speakers, emotion and sentiment labels, roberta1-4, sentences,
+#: trainIds, testIds, validIds), as role names (``_``: read past).
+COSMIC_SENTENCES = (
+    "videoSpeakers",
+    "videoLabels",
+    "_sentiment",
+    "videoSentence",
+    "trainVid",
+    "testVid",
+    "validVid",
+)
+COSMIC_ROBERTA = (
+    "videoSpeakers",
+    "videoLabels",
+    "_sentiment",
+    "roberta1",
+    "roberta2",
+    "roberta3",
+    "roberta4",
+    "videoSentence",
+    "trainVid",
+    "testVid",
+    "validVid",
+)
+PICKLE_LAYOUTS = {9: PICKLE_9, 10: PICKLE_10, 7: COSMIC_SENTENCES, 11: COSMIC_ROBERTA}
+PICKLE_FORMATS = {
+    9: "DialogueRNN pickle",
+    10: "DialogueRNN pickle (with visual)",
+    7: "COSMIC sentence pickle",
+    11: "COSMIC RoBERTa pickle",
+}
 PICKLE_LABELS = ("neu", "sur", "fea", "sad", "hap", "dis", "ang")
 OFFICIAL_TRAIN_DIALOGUES, OFFICIAL_DEV_DIALOGUES = 1039, 114
 CSV_COLUMNS = ("Utterance", "Emotion", "Dialogue_ID", "Utterance_ID")
@@ -109,7 +144,8 @@ class MeldDataset(DatasetPlugin):
         if path is not None and path.is_dir():
             folder = next((f for f in (path, path / "meld", path / "MELD") if _has_csvs(f)), None)
             if folder is not None:
-                return self._from_csvs(folder, class_set, dup_mode)
+                strict = sheet_layout("meld", options).strict_encoding
+                return self._from_csvs(folder, class_set, dup_mode, strict)
         file = locate(path, "meld", KNOWN_FILES, HELP)
         suffix = file.suffix.lower()
         if suffix in (".pkl", ".pickle"):
@@ -119,13 +155,15 @@ class MeldDataset(DatasetPlugin):
         raise DataError(f"unsupported file type {suffix or '(none)'}; {HELP}", path=file)
 
     # ------------------------------------------------------------------------ official CSVs
-    def _from_csvs(self, folder: Path, class_set: ClassSet, dup_mode: str) -> MultimodalData:
+    def _from_csvs(
+        self, folder: Path, class_set: ClassSet, dup_mode: str, strict: bool = False
+    ) -> MultimodalData:
         texts: list[str] = []
         labels_parts, dropped_all = [], {}
         split_of_row, ids, dialogues, speakers, positions = [], [], [], [], []
         for split, name in CSV_FILES.items():
             file = folder / name
-            frame = _read_csv(file)
+            frame = _read_csv(file, strict)
             rows = np.arange(len(frame)) + 2  # the header is row 1
             labels, dropped = encode_labels(frame["Emotion"].tolist(), class_set, path=file, rows=rows)
             for k, v in dropped.items():
@@ -238,46 +276,49 @@ class MeldDataset(DatasetPlugin):
 
     # ------------------------------------------------------------------------------- pickle
     def _from_pickle(self, path: Path, class_set: ClassSet, dev_fraction: float) -> MultimodalData:
-        missing = [c for c in class_set.codes if c not in PICKLE_LABELS]
+        missing = [c for c in class_set.concepts() if c not in PICKLE_LABELS]
         if missing:
             raise UsageError(f"{path}: the MELD pickle has no label(s) {', '.join(missing)}")
-        rows = read_dialogue_pickle(path, {9: PICKLE_9, 10: PICKLE_10}, ("videoText", "videoAudio"), 7)
+        features = ("videoText", "videoAudio", "videoVisual", *ROBERTA_FIELDS)
+        rows = read_dialogue_pickle(path, PICKLE_LAYOUTS, features, 7)
         index = class_set.index()
         code_of = np.array(PICKLE_LABELS)[rows.label]
         labels = np.array([index.get(c, -1) for c in code_of], dtype=np.int64)
         dropped: dict[str, int] = {}
         for c in code_of[labels < 0]:
             dropped[str(c)] = dropped.get(str(c), 0) + 1
-        train_ids = rows.train_dialogues
-        expected = {str(i) for i in range(OFFICIAL_TRAIN_DIALOGUES + OFFICIAL_DEV_DIALOGUES)}
-        meta: dict[str, Any] = {"source": str(path), "format": "DialogueRNN pickle"}
-        if set(train_ids) == expected:
-            dev = {
-                str(i)
-                for i in range(OFFICIAL_TRAIN_DIALOGUES, OFFICIAL_TRAIN_DIALOGUES + OFFICIAL_DEV_DIALOGUES)
-            }
-            meta["split_scheme"] = "meld official: pickle trainVid 0-1038 train, 1039-1152 dev; testVid test"
-        else:
-            kept_train = [
-                d for d, k in zip(rows.dialogue, labels >= 0, strict=True) if k and d in set(train_ids)
-            ]
-            dev = held_out_groups(kept_train, dev_fraction)
-            warn(
-                f"{path}: trainVid is not the 1,153 official train+dev dialogue ids 0-1152, so the "
-                f"official dev split cannot be recovered; dev = {dev_fraction:g} of the trainVid dialogues "
-                "(hash-ranked); results get their own protocol fingerprint"
-            )
+        fmt = PICKLE_FORMATS.get(len(rows.extra.get("layout", ())), "pickle")
+        meta: dict[str, Any] = {"source": str(path), "format": fmt}
+        if rows.valid_dialogues:
+            dev = set(rows.valid_dialogues)
             meta["split_scheme"] = (
-                f"meld pickle: testVid test; dev = {dev_fraction:g} of trainVid dialogues (hash-ranked)"
+                f"meld file lists: train {len(rows.train_dialogues)} / valid {len(dev)} / test "
+                f"{len(rows.test_dialogues)} dialogues as given in the pickle"
             )
+        else:
+            dev, why = official_dev(rows.train_dialogues)
+            if dev is not None:
+                meta["split_scheme"] = (
+                    "meld official: pickle trainVid ids up to 1038 train, 1039-1152 dev; testVid test"
+                )
+            else:
+                train_set = set(rows.train_dialogues)
+                kept_train = [
+                    d for d, k in zip(rows.dialogue, labels >= 0, strict=True) if k and d in train_set
+                ]
+                dev = held_out_groups(kept_train, dev_fraction)
+                warn(
+                    f"{path}: the official dev split cannot be recovered from trainVid ({why}); dev = "
+                    f"{dev_fraction:g} of the trainVid dialogues (hash-ranked); results get their own "
+                    "protocol fingerprint"
+                )
+                meta["split_scheme"] = (
+                    f"meld pickle: testVid test; dev = {dev_fraction:g} of trainVid dialogues (hash-ranked)"
+                )
         test = set(rows.test_dialogues)
         split_of_row = np.array(
             ["test" if d in test else ("dev" if d in dev else "train") for d in rows.dialogue], dtype=object
         )
-        modalities = {
-            "text": {"videoText": rows.streams["videoText"]},
-            "audio": {"videoAudio": rows.streams["videoAudio"]},
-        }
         return finish(
             "meld",
             path,
@@ -285,7 +326,7 @@ class MeldDataset(DatasetPlugin):
             class_set,
             dropped,
             split_of_row,
-            modalities,
+            pickle_modalities(rows),
             {"text": rows.sentences},
             [f"{d}_{u}" for d, u in zip(rows.dialogue, rows.utterance, strict=True)],
             {"dialogue": rows.dialogue, "speaker": rows.speaker},
@@ -294,30 +335,42 @@ class MeldDataset(DatasetPlugin):
         )
 
 
+def official_dev(train_ids: list[str]) -> tuple[set[str] | None, str]:
+    """MELD's official dev dialogues inside a merged train+dev id list, or None and why not.
+
+    MELD numbers its train dialogues 0-1038 (1,038 of them: id 60 has no utterance in the official
+    CSV) and its dev dialogues 1039-1152 (114), so a pickle that merged them (1,152 or 1,153 ids)
+    still tells them apart by number: every id 1039-1152 present, no id above, and at least 1,038
+    ids below 1039.
+    """
+    numbers = [int(d) for d in train_ids if d.isdigit()]
+    if len(numbers) != len(train_ids):
+        return None, "its ids are not MELD's dialogue numbers"
+    dev_range = range(OFFICIAL_TRAIN_DIALOGUES, OFFICIAL_TRAIN_DIALOGUES + OFFICIAL_DEV_DIALOGUES)
+    dev = [n for n in numbers if n in dev_range]
+    above = [n for n in numbers if n >= dev_range.stop]
+    below = [n for n in numbers if n < dev_range.start]
+    if above:
+        return None, f"it holds ids above 1152 (e.g. {above[0]}), which MELD's train and dev do not use"
+    if len(dev) != OFFICIAL_DEV_DIALOGUES:
+        return None, f"it holds {len(dev)} of the 114 official dev ids 1039-1152"
+    if len(below) < OFFICIAL_TRAIN_DIALOGUES - 1:
+        return None, f"it holds {len(below)} train ids below 1039, MELD has 1,038"
+    return {str(n) for n in dev}, ""
+
+
 def _has_csvs(folder: Path) -> bool:
     return folder.is_dir() and any((folder / name).is_file() for name in CSV_FILES.values())
 
 
-def _read_csv(file: Path) -> Any:
-    """One official CSV with pandas; missing file or column, or an empty file, is a ``DataError``."""
-    import pandas as pd
+def _read_csv(file: Path, strict_encoding: bool = False) -> Any:
+    """One official CSV (decoded per line, :mod:`mmbench.formats.text_csv`); a missing file or
+    column, an empty file or a repeated column name is a ``DataError``."""
+    from mmbench.formats.text_csv import read_csv_frame
 
     if not file.is_file():
         raise DataError(f"missing; a MELD CSV folder needs {', '.join(CSV_FILES.values())}", path=file)
-    frame = None
-    for encoding in ("utf-8", "cp1252", "latin-1"):
-        try:
-            frame = pd.read_csv(file, encoding=encoding, dtype=object, keep_default_na=False, na_values=[""])
-            break
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.EmptyDataError:
-            raise DataError("the file is empty", path=file) from None
-        except pd.errors.ParserError as exc:
-            raise DataError(f"not a readable CSV: {exc}", path=file) from None
-    if frame is None:
-        raise DataError("not a readable CSV (unknown text encoding)", path=file)
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = read_csv_frame(file, strict_encoding)
     for column in CSV_COLUMNS:
         if column not in frame.columns:
             raise DataError(

@@ -217,7 +217,7 @@ MALFORMED = {
     "empty vector cell": (_set(5, "V1", ""), 5, "V1", "empty cell"),
     "empty list": (_set(4, "V3", "[]"), 4, "V3", "empty vector"),
     "empty text cell": (_set(3, "Emotion", "  "), 3, "Emotion", "empty cell"),
-    "duplicate column": (_duplicate("V1"), None, None, "appears more than once"),
+    "duplicate column": (_duplicate("V1"), None, "V1", "appears more than once"),
     "quoted numbers": (_set(2, "V3", '["1", "2", "3"]'), 2, "V3", "cannot parse"),
 }
 
@@ -262,7 +262,6 @@ def test_ragged_row_two_reports_the_first_disagreeing_row(tmp_path):
         ("old.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64, "old binary .xls"),
         ("table.xls", b"whatever", "unsupported format '.xls'"),
         ("table.txt", b"a,b\n", "unsupported format '.txt'"),
-        ("latin1.csv", "Utterance,Emotion,V1,V3,A2\ncaf\xe9,neu,[1],[1],[1]\n".encode("latin-1"), "UTF-8"),
     ],
 )
 def test_bad_files(tmp_path, name, content, fragment):

@@ -400,7 +400,7 @@ CASES = [
         "iemocap-pkl/not the layout",
         "iemocap",
         _pkl(lambda obj: dict(zip(IEMOCAP_FIELDS, obj, strict=True))),
-        ("IEMOCAP_features.pkl", "expected the DialogueRNN layout", "got dict"),
+        ("IEMOCAP_features.pkl", "expected a dialogue pickle layout", "got dict"),
     ),
     Case(
         "iemocap-pkl/missing field",
@@ -560,7 +560,7 @@ CASES = [
         "meld-pkl/missing field",
         "meld",
         _meld_pkl(lambda obj: obj[:8]),
-        ("MELD_features_raw.pkl", "tuple of 9 or 10 items", "got a tuple of 8"),
+        ("MELD_features_raw.pkl", "tuple of 9 items", "or of 10 items", "got a tuple of 8"),
     ),
     Case(
         "meld-pkl/ragged vector",

@@ -305,18 +305,23 @@ def test_iemocap_eight_classes(tmp_path):
         assert set(np.unique(data.labels[data.splits["train"]])) == set(range(8))
 
 
-def test_iemocap_without_ids_falls_back_with_its_own_protocol(tmp_path):
+def test_iemocap_without_ids_is_refused_unless_a_random_split_is_accepted(tmp_path):
     from mmbench.runner.run import RunRequest, prepare
 
     frame = iemocap_frame()
     with_ids = write_sheet(frame, tmp_path / "ids.csv")
     without = write_sheet(frame.drop(columns=["File Name"]), tmp_path / "noids.csv")
-    with pytest.warns(DatasetWarning, match="fallback"):
-        data = load("iemocap", without)
-    assert "fallback" in data.meta["split_scheme"] and not data.groups
+    with pytest.raises(DataError, match=r"column 'File Name'.*Add a 'File Name' column.*data\.split=random"):
+        load("iemocap", without)
+    with pytest.warns(DatasetWarning, match="data.split=random"):
+        data = load("iemocap", without, "data.split=random")
+    assert "random" in data.meta["split_scheme"] and not data.groups
     overrides = ["encoders.text.n_components=8"]
     a = prepare(RunRequest(dataset="iemocap", data_path=with_ids, overrides=overrides), REGISTRY)
-    b = prepare(RunRequest(dataset="iemocap", data_path=without, overrides=overrides), REGISTRY)
+    b = prepare(
+        RunRequest(dataset="iemocap", data_path=without, overrides=[*overrides, "data.split=random"]),
+        REGISTRY,
+    )
     assert a.protocol["split"] != b.protocol["split"]
     assert a.protocol_fingerprint != b.protocol_fingerprint
 
