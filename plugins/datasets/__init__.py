@@ -27,3 +27,8 @@ def mmbench_register_datasets(registry: Registry) -> None:
         f"{_PKG}.meld:MeldDataset",
         "MELD (your files): official CSVs, reference spreadsheet or DialogueRNN pickle; 7 classes",
     )
+    registry.add_dataset(
+        "table",
+        f"{_PKG}.table:TableDataset",
+        "Any table (CSV/TSV/xlsx/parquet): label, text and feature columns named by data.* options",
+    )
