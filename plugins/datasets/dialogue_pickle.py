@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mmbench.errors import DataError, UsageError
+from mmbench.formats.values import VALUE_LIMIT, first_bad
 
 
 # ------------------------------------------------------------------------------------ pickles
@@ -169,10 +170,13 @@ def read_dialogue_pickle(
                     f"dialogues {dims[name]}",
                     path=path,
                 )
-            bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
-            if len(bad):
+            bad = first_bad(arr) if arr.size else None
+            if bad is not None:
                 raise DataError(
-                    f"dialogue {dialogue!r}, utterance {int(bad[0])}: {name} holds NaN or inf", path=path
+                    f"dialogue {dialogue!r}, utterance {bad[0]}: {name} value {bad[1] + 1} is "
+                    f"{arr[bad]!r}: NaN, infinite or beyond +-{VALUE_LIMIT:g} (its square overflows "
+                    "float32 statistics)",
+                    path=path,
                 )
             columns[name].append(arr)
     if not labels:

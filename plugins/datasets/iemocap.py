@@ -120,6 +120,7 @@ OPTIONS = {
     "visual_columns",
     "allow_duplicates",
     "encoding",
+    "standardize",
 }
 IEMOCAP_OPTIONS = OPTIONS | {"dev", "split"}
 #: ``Ses01F_impro01_F000`` / ``Ses01F_script01_1_M012``: session, dialogue, speaker's gender.
@@ -281,10 +282,11 @@ class IemocapDataset(DatasetPlugin):
         file = locate(path, "iemocap", KNOWN_FILES, HELP)
         suffix = file.suffix.lower()
         if suffix in (".pkl", ".pickle"):
-            return self._from_pickle(file, class_set, plan)
+            return standardized(self._from_pickle(file, class_set, plan), options)
         if suffix in (".xlsx", ".csv"):
             layout = sheet_layout("iemocap", options)
-            return self._from_sheet(file, class_set, plan, options.get("duplicate_ids", "error"), layout)
+            dup_mode = options.get("duplicate_ids", "error")
+            return standardized(self._from_sheet(file, class_set, plan, dup_mode, layout), options)
         raise DataError(f"unsupported file type {suffix or '(none)'}; {HELP}", path=file)
 
     # -------------------------------------------------------------------------- spreadsheet
@@ -430,6 +432,16 @@ class IemocapDataset(DatasetPlugin):
             ),
             path,
         )
+
+
+def standardized(data: MultimodalData, options: dict[str, Any]) -> MultimodalData:
+    """``data.standardize: true``: every numeric feature z-scored with the train split's statistics."""
+    from mmbench.formats.values import standardize_train_only
+
+    if options.get("standardize", False):
+        data.modalities = standardize_train_only(data.modalities, data.splits["train"])
+        data.meta["standardized"] = "train mean/std per feature"
+    return data
 
 
 def pickle_modalities(rows: Any) -> dict[str, dict[str, np.ndarray]]:

@@ -58,6 +58,7 @@ from mmbench.plugins.datasets.iemocap import (
     read_sheet,
     sheet_layout,
     sheet_modalities,
+    standardized,
 )
 
 CSV_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
@@ -138,6 +139,9 @@ class MeldDataset(DatasetPlugin):
     data_help: ClassVar[str] = HELP
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
+        return standardized(self._load(path, options), options)
+
+    def _load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
         check_options("meld", options, OPTIONS)
         class_set = resolve_class_set("meld", options.get("classes"))
         dup_mode = options.get("duplicate_ids", "error")

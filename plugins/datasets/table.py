@@ -23,6 +23,7 @@ Options (``--set data.<name>=...``; all enter the protocol fingerprint):
   Scene_ID]``), ``speaker_column``, ``position_column`` (order inside the dialogue, e.g.
   ``Utterance_ID``), ``id_column``, ``group_columns`` (more group kinds, name -> column).
 * ``encoding``: ``auto`` (default) or ``strict`` (refuse CSV lines that are not UTF-8).
+* ``standardize``: ``true`` z-scores every feature with the train split's mean and std.
 
 Values: every feature must be finite and within +-1e15 (larger values overflow the float32
 statistics of normalisation layers); otherwise a ``DataError`` names the file, row and column.
@@ -39,6 +40,7 @@ import numpy as np
 from mmbench.contracts import DatasetPlugin
 from mmbench.data import SPLITS, MultimodalData
 from mmbench.errors import DataError, UsageError
+from mmbench.formats.values import VALUE_LIMIT, standardize_train_only
 
 OPTIONS = {
     "label_column",
@@ -52,6 +54,7 @@ OPTIONS = {
     "group_columns",
     "split_column",
     "encoding",
+    "standardize",
     "allow_duplicates",
 }
 SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".parquet")
@@ -66,7 +69,6 @@ SPLIT_WORDS = {
     "test": "test",
     "testing": "test",
 }
-VALUE_LIMIT = 1e15
 HELP = (
     "Expected: a folder with one file per split (names containing train, dev/val/valid, test) or one "
     "file with a split column; .csv, .tsv, .xlsx or .parquet; options data.label_column (required), "
@@ -141,6 +143,7 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
         "groups": {str(k): str(v) for k, v in groups.items()},
         "split": options.get("split_column", "split"),
         "strict": encoding == "strict",
+        "standardize": bool(options.get("standardize", False)),
     }
 
 
@@ -364,6 +367,8 @@ def _assemble(source: Path, parts: list[tuple[str, Path, Any]], opts: dict[str, 
         else [f"{s}:{p.name}:{r}" for s, (p, r) in zip(split_of_row, where, strict=True)]
     )
     split_arr = np.asarray(split_of_row)
+    if opts["standardize"]:
+        modalities = standardize_train_only(modalities, np.flatnonzero(split_arr == "train"))
     return MultimodalData(
         name="table",
         modalities=modalities,
@@ -382,5 +387,6 @@ def _assemble(source: Path, parts: list[tuple[str, Path, Any]], opts: dict[str, 
             if source.is_dir()
             else f"table: column {opts['split']}",
             "labels_from": "data.labels" if opts["labels"] else "train split (sorted)",
+            "standardized": "train mean/std per feature" if opts["standardize"] else "no",
         },
     )
