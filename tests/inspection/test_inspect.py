@@ -258,7 +258,7 @@ def test_sequence_dataset_end_to_end():
 
 
 # ------------------------------------------------------------------ the built-in file formats, end to end
-TEXT8 = "encoders.text.n_components=8"
+TEXT8 = "encoders.text=tfidf"
 
 
 def cli_inspect(out: Path, *args: str) -> dict:

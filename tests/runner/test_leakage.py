@@ -20,7 +20,7 @@ from tests.plugins.datasets.real_data import shared_data
 from tests.plugins.datasets.test_datasets_iemocap_meld import iemocap_frame, load, meld_csv_folder
 
 REGISTRY = build_registry()[0]
-TFIDF8 = "encoders.text.n_components=8"
+TFIDF8 = ["encoders.text=tfidf", "encoders.text.n_components=8"]
 VECTORS = ("V1", "V2", "V3", "V4", "A2")
 
 
@@ -47,7 +47,7 @@ def rounded_oversampled_sheet(tmp_path: Path, n_copies: int = 12) -> tuple[Path,
 
 def test_rounded_oversampled_sheet_is_refused_naming_the_copies(tmp_path):
     path, copied = rounded_oversampled_sheet(tmp_path)
-    req = RunRequest(dataset="iemocap", data_path=path, fusions=[], overrides=[TFIDF8])
+    req = RunRequest(dataset="iemocap", data_path=path, fusions=[], overrides=TFIDF8)
     with pytest.raises(DataError) as err:
         prepare(req, REGISTRY)
     message = str(err.value)
@@ -57,7 +57,7 @@ def test_rounded_oversampled_sheet_is_refused_naming_the_copies(tmp_path):
     # accepting the leak is possible, and recorded
     ok = prepare(
         RunRequest(
-            dataset="iemocap", data_path=path, fusions=[], overrides=[TFIDF8, "data.allow_duplicates=true"]
+            dataset="iemocap", data_path=path, fusions=[], overrides=[*TFIDF8, "data.allow_duplicates=true"]
         ),
         REGISTRY,
     )
@@ -73,7 +73,7 @@ def test_different_recordings_of_the_same_text_are_not_leaks(tmp_path):
     frame["Utterance"] = ["Okay." if i % 3 == 0 else t for i, t in enumerate(frame["Utterance"])]
     path = tmp_path / "IEMOCAP.csv"
     frame.to_csv(path, index=False)
-    prep = prepare(RunRequest(dataset="iemocap", data_path=path, fusions=[], overrides=[TFIDF8]), REGISTRY)
+    prep = prepare(RunRequest(dataset="iemocap", data_path=path, fusions=[], overrides=TFIDF8), REGISTRY)
     dup = prep.duplicates
     assert dup["across_splits"] == {"train/dev": 0, "train/test": 0, "dev/test": 0}
     assert dup["evidence"] == ["audio", "visual"] and dup["accepted"] is False
@@ -88,7 +88,7 @@ def test_meld_csvs_with_repeated_short_texts_pass_and_report_the_repeats(tmp_pat
         f = pd.read_csv(folder / f"{split}_sent_emo.csv")
         f.loc[f.index % 4 == 0, "Utterance"] = "Hey!"
         f.to_csv(folder / f"{split}_sent_emo.csv", index=False)
-    prep = prepare(RunRequest(dataset="meld", data_path=folder, fusions=[], overrides=[TFIDF8]), REGISTRY)
+    prep = prepare(RunRequest(dataset="meld", data_path=folder, fusions=[], overrides=TFIDF8), REGISTRY)
     repeats = prep.duplicates["natural_repeats"]
     n_hey = {
         s: int((pd.read_csv(folder / f"{s}_sent_emo.csv")["Utterance"] == "Hey!").sum())

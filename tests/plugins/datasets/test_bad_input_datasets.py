@@ -337,10 +337,11 @@ CASES = [
     # iemocap, .csv sheet (the rest of its column is in test_datasets_iemocap_meld.py)
     Case("iemocap-csv/missing file", "iemocap", _absent("absent.csv"), ("absent.csv", "does not exist")),
     Case(
-        "iemocap-csv/not UTF-8",
+        "iemocap-csv/not UTF-8 under data.encoding=strict",
         "iemocap",
         _raw("Utterance,Emotion\ncaf\xe9,neu\n".encode("latin-1"), C),
-        (C, "UTF-8"),
+        (C, "line 2 is not valid UTF-8"),
+        ("--set", "data.encoding=strict"),
     ),
     Case("iemocap-csv/header only", "iemocap", _iem(lambda f: f.iloc[:0], C), (C, "no data rows")),
     Case(

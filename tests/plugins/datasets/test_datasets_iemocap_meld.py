@@ -55,6 +55,8 @@ FAST = [
     "--device",
     "cpu",
     "--set",
+    "encoders.text=tfidf",
+    "--set",
     "encoders.text.n_components=8",
 ]
 
@@ -316,7 +318,7 @@ def test_iemocap_without_ids_is_refused_unless_a_random_split_is_accepted(tmp_pa
     with pytest.warns(DatasetWarning, match="data.split=random"):
         data = load("iemocap", without, "data.split=random")
     assert "random" in data.meta["split_scheme"] and not data.groups
-    overrides = ["encoders.text.n_components=8"]
+    overrides = ["encoders.text=tfidf", "encoders.text.n_components=8"]
     a = prepare(RunRequest(dataset="iemocap", data_path=with_ids, overrides=overrides), REGISTRY)
     b = prepare(
         RunRequest(dataset="iemocap", data_path=without, overrides=[*overrides, "data.split=random"]),

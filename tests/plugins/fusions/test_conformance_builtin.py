@@ -60,10 +60,21 @@ def _meld_pickle(tmp: Path) -> Path:
     return meld_pickle(tmp / "MELD_features_raw.pkl")
 
 
+def _emorynlp_csvs(tmp: Path) -> Path:
+    from tests.plugins.datasets.test_table import emorynlp_folder
+
+    return emorynlp_folder(tmp / "emorynlp")
+
+
 #: Small sample files for the datasets that read user files: dataset -> format -> writer(folder).
 SAMPLE_FILES: dict[str, dict[str, Any]] = {
     "iemocap": {"xlsx": _iemocap_xlsx},
     "meld": {"csvs": _meld_csvs, "pickle": _meld_pickle},
+    "table": {"emorynlp": _emorynlp_csvs},
+}
+#: ``--set`` options a dataset needs for its sample files (dataset -> overrides).
+SAMPLE_OVERRIDES: dict[str, list[str]] = {
+    "table": ["data.label_column=Emotion", "data.text_columns=[Utterance]", "data.speaker_column=Speaker"],
 }
 FILE_CASES = [f"{name}:{fmt}" for name in NEEDS_DATA for fmt in SAMPLE_FILES.get(name, {"missing": None})]
 
@@ -123,7 +134,7 @@ class TestBuiltinFileDatasets(DatasetConformance):
         writer = SAMPLE_FILES.get(name, {}).get(fmt)
         if writer is None:
             pytest.fail(f"dataset {name!r} needs data: add a sample-file writer to SAMPLE_FILES")
-        return DatasetCase(name, writer(tmp_path_factory.mktemp(name)))
+        return DatasetCase(name, writer(tmp_path_factory.mktemp(name)), SAMPLE_OVERRIDES.get(name, ()))
 
 
 class TestBuiltinEncoders(EncoderConformance):
