@@ -23,7 +23,7 @@ def test_warnings_and_report_path_go_to_stderr(tmp_path, leaky_registry):  # noq
     assert "classes" in res.stdout and "verdict" in res.stdout
     assert "warning" not in res.stdout and "report" not in res.stdout.split("verdict")[-1]
     err = " ".join(res.stderr.split())
-    assert "warning: exact duplicates across splits" in err
+    assert "warning: leaks across splits" in err
     assert f"report written to {out / 'report.md'}" in err
 
 
