@@ -6,21 +6,27 @@ Formats (``--data FILE`` or a folder holding one of :data:`KNOWN_FILES`):
   ``text`` modality, encoded by the protocol's text encoder), ``V1``, ``V3``, ``V4`` and optional
   ``V2`` (the ``audio`` streams), ``A2`` (the ``visual`` stream), ``Emotion``, optional
   ``File Name`` / ``File_name`` (ids such as ``Ses01F_impro01_F000``). Widths come from the data.
-* **DialogueRNN feature pickle** (``IEMOCAP_features.pkl``): ``videoIDs, videoSpeakers,
+* **COSMIC pickles**: sentences (``iemocap.pkl``: ``speakers, labels, sentences, trainIds,
+  testIds, validIds``) and RoBERTa features (``iemocap_features_roberta.pkl``: ``speakers, labels,
+  roberta1-4, sentences, trainIds, testIds, validIds``; ``text`` = the mean of the four vectors).
+  Their train/valid/test lists are used as given.
+* **DialogueRNN / M3Net / MMGCN feature pickle** (``IEMOCAP_features.pkl``; any widths, e.g. audio
+  1,582-d and visual 342-d): ``videoIDs, videoSpeakers,
   videoLabels, videoText, videoAudio, videoVisual, videoSentence, trainVid, testVid``; labels are
   ints for ``hap, sad, neu, ang, exc, fru``. Read with the restricted unpickler. The ``text``
   modality holds both the pickle's text features (``--encoder text=precomputed``) and the
   sentences (encoded by ``tfidf``/``hf-text``, the protocol's default).
 
 Split (``split_scheme`` in meta, recorded in the protocol): test = session 5 (speaker-independent:
-its two actors appear nowhere else); dev = whole dialogues of sessions 1-4, in each session the
-``dev_fraction`` (default 0.12) of dialogues with the lowest stable hash of their id (not
-stratified: IEMOCAP dialogues mix classes); train = the rest. A spreadsheet without ids gets a
-stratified 70/10/20 split (seed 0) with a warning and its own ``split_scheme``, hence its own
-protocol fingerprint. Groups: ``speaker`` (``Ses01F``), ``session``, ``dialogue``.
+its two actors appear nowhere else); dev (``data.dev``) = COSMIC's 12 validation dialogues
+(:data:`COSMIC_DEV`, default) or ``hash``: in each session the ``dev_fraction`` (0.12) of dialogues
+with the lowest stable hash of their id; train = the rest. A spreadsheet without ids is refused
+unless ``data.split=random`` accepts a stratified 70/10/20 split (own fingerprint). Groups:
+``speaker`` (``Ses01F``), ``session``, ``dialogue``; ``positions`` = order inside the dialogue.
 
-Class sets: ``classes: 6`` (default; hap, sad, neu, ang, exc, fru) or ``classes: 8`` (adds sur,
-fea: the reference system's 8 classes), or a list of labels. Rows whose label is outside the set
+Class sets: ``classes: 6`` (default; hap, sad, neu, ang, exc, fru), ``classes: 4`` (hap+exc, sad,
+neu, ang), ``classes: 8`` (adds sur, fea: the reference system's 8 classes), or a list of labels
+(``+`` merges labels into one class). Rows whose label is outside the set
 (``xxx``, ``oth``, ``dis``...) are dropped and counted in ``meta["dropped_labels"]``.
 """
 
@@ -61,6 +67,8 @@ KNOWN_FILES = (
     "IEMOCAP.csv",
     "Filtered_IMOCAP.csv",
     "features.csv",  # what `mmbench extract` writes
+    "iemocap.pkl",  # COSMIC's sentences
+    "iemocap_features_roberta.pkl",  # COSMIC's RoBERTa features
 )
 PICKLE_FIELDS = (
     "videoIDs",

@@ -15,9 +15,11 @@ Formats (``--data FILE_OR_FOLDER``):
   videoText (600), videoAudio (300), videoSentence, trainVid, testVid, videoLabelsSentiment``
   (a 10-item variant also holds ``videoVisual`` after ``videoAudio``); labels are ints for
   ``neutral, surprise, fear, sadness, joy, disgust, anger``. ``trainVid`` holds train and dev:
-  when its ids are exactly 0..1152, ids 1039..1152 are taken as the official dev dialogues (MELD
-  has 1,039 train, 114 dev and 280 test dialogues, numbered in that order); otherwise dev is a
-  hash-ranked 10% of the ``trainVid`` dialogues, with a warning.
+  ids 1039..1152 are the official dev dialogues when all of them are there (the 1,152- and
+  1,153-id layouts; MELD's train has no dialogue 60); otherwise dev is a hash-ranked 10% of the
+  ``trainVid`` dialogues, with a warning saying why.
+* **COSMIC pickles** ``meld.pkl`` (sentences) and ``meld_features_roberta.pkl``: their
+  train/valid/test lists are used as given.
 
 Class set: ``neutral, joy, surprise, anger, sadness, disgust, fear`` (or a list via ``classes``).
 """
@@ -62,7 +64,15 @@ from mmbench.plugins.datasets.iemocap import (
 )
 
 CSV_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
-KNOWN_FILES = ("MELD_features_raw.pkl", "MELD_features.pkl", "MELD.xlsx", "MELD.csv", "features.csv")
+KNOWN_FILES = (
+    "MELD_features_raw.pkl",
+    "MELD_features.pkl",
+    "MELD.xlsx",
+    "MELD.csv",
+    "features.csv",
+    "meld.pkl",
+    "meld_features_roberta.pkl",
+)
 PICKLE_9 = (
     "videoIDs",
     "videoSpeakers",
