@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mmbench.errors import DataError
-from mmbench.formats import spreadsheet
+from mmbench.formats import spreadsheet, xlsx
 from mmbench.formats.safe_pickle import safe_load
 from tests.formats import bombs
 
@@ -155,7 +155,7 @@ def test_row_limit_and_bounded_memory_without_the_ratio_check(tmp_path, monkeypa
     """With the compression check out of the way, 35 million empty rows still stop at Excel's
     1,048,576-row limit, in bounded memory (rows are dropped once read)."""
     path = bombs.empty_rows_xlsx(tmp_path / "rows.xlsx", 1_100_000)
-    monkeypatch.setattr(spreadsheet, "RATIO_FROM_BYTES", 1 << 40)
+    monkeypatch.setattr(xlsx, "RATIO_FROM_BYTES", 1 << 40)
     with pytest.raises(DataError, match="more than 1,048,576 rows") as err:
         spreadsheet.read_feature_table(path, ["V1"], ["Emotion"])
     assert str(path) in str(err.value)
