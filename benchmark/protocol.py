@@ -47,7 +47,8 @@ TOP_LEVEL_KEYS = {
     "fusion",
     "description",
 }
-METRICS = ("weighted_f1", "macro_f1", "accuracy")
+#: Primary metrics a protocol may select on (and tune for); all "higher is better".
+METRICS = ("weighted_f1", "macro_f1", "accuracy", "unweighted_accuracy", "weighted_accuracy")
 
 
 def _read_yaml(path: Path | Any) -> dict[str, Any]:

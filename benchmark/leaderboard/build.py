@@ -31,7 +31,13 @@ from mmbench.protocol import NOT_FINGERPRINTED
 from mmbench.runner.run import SUMMARY_METRICS, summarize
 from mmbench.runner.sweep import parse_dataset_spec
 
-METRIC_NAMES = {"weighted_f1": "weighted F1", "accuracy": "accuracy", "macro_f1": "macro F1"}
+METRIC_NAMES = {
+    "weighted_f1": "weighted F1",
+    "accuracy": "WA (accuracy)",
+    "weighted_accuracy": "WA (accuracy)",
+    "unweighted_accuracy": "UA",
+    "macro_f1": "macro F1",
+}
 #: (record key, column header, higher is better)
 EFFICIENCY = (
     ("params", "params", False),
@@ -54,7 +60,7 @@ class Row:
     records: list[dict[str, Any]]  # ok runs, sorted by seed
     failed: list[dict[str, Any]]
     summary: dict[str, Any]  # runner.summarize's row
-    per_class: dict[str, dict[str, float]]
+    per_class: dict[str, dict[str, Any]]  # mean/std test F1 per class; mean None: no F1
     efficiency: dict[str, float | None]
     budget_cut: bool
     encoders: str
@@ -106,8 +112,9 @@ class Group:
 
     @property
     def metrics(self) -> list[str]:
-        """The primary metric first, then the others."""
-        return [self.metric, *(m for m in SUMMARY_METRICS if m != self.metric)]
+        """The primary metric first, then the others (WA is accuracy: shown once)."""
+        same = {self.metric, "accuracy"} if self.metric == "weighted_accuracy" else {self.metric}
+        return [self.metric, *(m for m in SUMMARY_METRICS if m not in same)]
 
 
 @dataclass
@@ -300,13 +307,7 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
     for key, recs in sorted(by_row.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
         recs = sorted(recs, key=lambda r: int(r["seed"]))
         failed = [r for r in group.failed if row_key(r) == key]
-        per_class = {}
-        for name in group.class_names:
-            values = np.array([r["metrics"]["test"]["per_class"][name]["f1"] for r in recs], dtype=float)
-            per_class[name] = {
-                "mean": float(values.mean()),
-                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            }
+        per_class = per_class_f1(recs, group.class_names)
         efficiency = {
             k: _mean([float(r["efficiency"][k]) for r in recs if r.get("efficiency", {}).get(k) is not None])
             for k, _, _ in EFFICIENCY
@@ -335,6 +336,33 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
     group.rows = rows
     if rows:
         _significance(group, board)
+
+
+def per_class_f1(records: list[dict[str, Any]], class_names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per class: mean and sample std over seeds of test F1, ``None`` where the class has no F1.
+
+    A class with neither a true nor a predicted test sample in a run has no F1 (``metrics``): that
+    run is left out of the class's mean, as macro F1 leaves the class out, so that a row's macro F1
+    is the mean of the per-class numbers it shows.
+    """
+    from mmbench.metrics import class_present
+
+    present = [class_present(r["metrics"]["test"]["confusion_matrix"]) for r in records]
+    out: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(class_names):
+        values = np.array(
+            [
+                r["metrics"]["test"]["per_class"][name]["f1"]
+                for r, p in zip(records, present, strict=True)
+                if p[i]
+            ],
+            dtype=float,
+        )
+        out[name] = {
+            "mean": float(values.mean()) if len(values) else None,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        }
+    return out
 
 
 def _label_rows(rows: list[Row]) -> None:

@@ -347,7 +347,13 @@ def plot_group(group: Any, bars_path: Path, per_class_path: Path) -> list[Path]:
         bars_path,
         group_references(group),
     )
-    values = np.array([[r.per_class[c]["mean"] for c in group.class_names] for r in rows])
+    values = np.array(
+        [
+            [np.nan if r.per_class[c]["mean"] is None else r.per_class[c]["mean"] for c in group.class_names]
+            for r in rows
+        ],
+        dtype=float,
+    )
     heat = plot_per_class_heatmap(
         [r.label for r in rows],
         group.class_names,

@@ -104,7 +104,8 @@ def per_class_cells(
     for i, row in enumerate(group.rows):
         cells = [escape(row.label)]
         for c in names:
-            text = f"{row.per_class[c]['mean']:.3f}"
+            mean = row.per_class[c]["mean"]
+            text = "–" if mean is None else f"{mean:.3f}"
             cells.append(f"{bold[0]}{text}{bold[1]}" if i in best[c] else text)
         out.append(cells)
     return out
@@ -470,7 +471,8 @@ def render_csv(board: Leaderboard) -> str:
         for k, _, _ in EFFICIENCY:
             item[k] = "" if row.efficiency[k] is None else repr(row.efficiency[k])
         for c in group.class_names:
-            item[f"f1_{c}"] = repr(row.per_class[c]["mean"])
+            mean = row.per_class[c]["mean"]
+            item[f"f1_{c}"] = "" if mean is None else repr(mean)
         writer.writerow(item)
     return buf.getvalue()
 

@@ -30,7 +30,8 @@ from mmbench.records import (
 from mmbench.runner.environment import data_identity, record_meta
 from mmbench.runner.faults import check_fusions, evaluate_outputs, fusion_origin, plugin_failure
 
-SUMMARY_METRICS = ("accuracy", "weighted_f1", "macro_f1")
+#: Metrics summarised over seeds and shown in leaderboards (``weighted_accuracy`` is ``accuracy``).
+SUMMARY_METRICS = ("accuracy", "unweighted_accuracy", "weighted_f1", "macro_f1")
 
 
 class Reporter(Protocol):
@@ -524,7 +525,12 @@ def save_checkpoint(record_file: Path, model: Any) -> Path:
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per fusion: n, and mean/std (sample std, ddof=1; 0 for one seed) of test metrics."""
+    """Per fusion: n, and mean/std (sample std, ddof=1; 0 for one seed) of dev and test metrics.
+
+    UA and WA of records written before they were stored are derived (``metrics.split_metric``).
+    """
+    from mmbench.metrics import split_metric
+
     by_fusion: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_fusion.setdefault(rec["fusion"], []).append(rec)
@@ -541,8 +547,8 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "records": [r.get("_path") for r in recs],
         }
         for split in ("test", "dev"):
-            for metric in SUMMARY_METRICS:
-                values = np.array([r["metrics"][split][metric] for r in ok], dtype=float)
+            for metric in (*SUMMARY_METRICS, "weighted_accuracy"):
+                values = np.array([split_metric(r["metrics"][split], metric) for r in ok], dtype=float)
                 row[split][metric] = {
                     "mean": float(values.mean()) if len(values) else None,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,

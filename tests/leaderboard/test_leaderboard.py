@@ -24,7 +24,14 @@ from mmbench.leaderboard.render import render_csv, render_json, render_markdown
 from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores
 from mmbench.metrics import classification_metrics
 from mmbench.protocol import fingerprint, load_protocol
-from mmbench.records import atomic_write_json, load_records, record_path, record_stem, write_record
+from mmbench.records import (
+    atomic_write_json,
+    load_records,
+    predictions_path,
+    record_path,
+    record_stem,
+    write_record,
+)
 
 CLASSES = ["neg", "neu", "pos"]
 N_TEST = 240
@@ -371,3 +378,31 @@ def test_same_fusion_with_other_parameters_gets_its_params_tag(tmp_path):
     assert [r.label for r in group.rows] == ["concat [bbbb2222]", "concat [aaaa1111]"]
     res = CliRunner().invoke(app, ["leaderboard", "--runs", str(tmp_path)])
     assert res.exit_code == 0 and "concat [bbbb2222]" in res.stdout  # not eaten as rich markup
+
+
+def test_ua_column_and_a_class_without_f1_shown_as_a_dash(tmp_path):
+    from sklearn.metrics import balanced_accuracy_score
+
+    for seed in (0, 1):
+        pred = noisy(0.8, seed)
+        pred[pred == 2] = 0  # class "pos" never predicted: F1 0, still in macro F1 (it has test samples)
+        make_record(tmp_path, "good", seed, pred)
+    board = board_of(tmp_path)
+    (row,) = board.groups[0].rows
+    preds = [json.loads(predictions_path(Path(r["_path"])).read_text()) for r in row.records]
+    uas = [balanced_accuracy_score(p["y_true"], p["y_pred"]) for p in preds]
+    assert row.mean("unweighted_accuracy") == pytest.approx(np.mean(uas))
+    md = render_markdown(board)
+    assert "UA ↑" in md and "WA (accuracy) ↑" in md
+    assert row.per_class["pos"]["mean"] == 0.0
+    # A class with neither true nor predicted test samples has no F1: "–", not 0, and not in macro F1.
+    from mmbench.leaderboard.build import per_class_f1
+
+    rec = json.loads(json.dumps(row.records[0]))
+    cm = np.array(rec["metrics"]["test"]["confusion_matrix"])
+    rec["metrics"]["test"]["confusion_matrix"] = np.pad(cm, ((0, 1), (0, 1))).tolist()
+    rec["metrics"]["test"]["per_class"]["new"] = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    table = per_class_f1([rec], [*CLASSES, "new"])
+    assert table["new"]["mean"] is None
+    shown = [table[c]["mean"] for c in CLASSES]
+    assert np.mean(shown) == pytest.approx(rec["metrics"]["test"]["macro_f1"])
