@@ -42,6 +42,10 @@ class DatasetPlugin:
     #: Regular expression every utterance id of this dataset matches (``None``: any). ``mmbench
     #: extract`` uses it to name the dataset in the ``mmbench run`` line it prints.
     id_pattern: ClassVar[str | None] = None
+    #: The group kind (a key of ``MultimodalData.groups``: ``"dialogue"``, ``"speaker"``...) whose
+    #: test utterances have correlated errors: the unit the leaderboard's tie test resamples.
+    #: ``None``: utterances are independent (each its own cluster).
+    cluster_unit: ClassVar[str | None] = None
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:
         raise NotImplementedError

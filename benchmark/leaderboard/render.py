@@ -151,26 +151,7 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
         ("Seeds", ", ".join(str(s) for s in seeds)),
         ("Dataset fingerprint", f"`{group.dataset_fingerprint}`"),
     ]
-    sig = group.significance
-    if sig.get("method") == "bootstrap":
-        lines.append(
-            (
-                "Ties (≈)",
-                f"not significantly worse than the best at α = {sig['alpha']}: one-sided paired "
-                f"bootstrap over the test set ({sig['n_resamples']} resamples, seed {sig['seed']}), runs "
-                f"paired by seed and {METRIC_NAMES[group.metric]} averaged over the shared seeds; "
-                "p = share of resamples in which the method scores at least as well as the best",
-            )
-        )
-    else:
-        lines.append(
-            (
-                "Ties (≈)",
-                f"not significantly worse than the best at α = {sig.get('alpha')}: one-sided sign-flip "
-                f"permutation test over seeds (runs paired by seed) on test {METRIC_NAMES[group.metric]}, "
-                f"used because {sig.get('reason')}",
-            )
-        )
+    lines.append(("Ties (≈)", ties_text(group)))
     if any(r.budget_cut for r in group.rows):
         lines.append(
             (
@@ -212,6 +193,32 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
     if commands:
         lines.append(("Runs made by", _join_some([f"`{c}`" for c in commands])))
     return lines
+
+
+def ties_text(group: Group) -> str:
+    """The footer's description of the tie test: method, resamples, cluster unit, smallest p."""
+    sig = group.significance
+    name = METRIC_NAMES[group.metric]
+    head = (
+        f"not significantly different from the best at α = {sig.get('alpha')} (two-sided, Holm-adjusted "
+        f"over all {sig.get('n_comparisons', 0)} pairwise comparisons of the table, since the best is "
+        "picked on the same test data; the p shown is the adjusted p of the comparison with the best)"
+    )
+    smallest = sig.get("smallest_p")
+    floor = f"smallest attainable p {smallest:.4f}" if smallest is not None else "no paired seeds"
+    if smallest is not None and smallest >= sig.get("alpha", 0.05):
+        floor += " (≥ α: with so few paired seeds no row can be marked different)"
+    if sig.get("method") == "cluster_bootstrap":
+        return (
+            f"{head}: hierarchical bootstrap of test {name} ({sig['n_resamples']} resamples, seed "
+            f"{sig['seed']}) resampling seeds (runs paired by seed) and clusters of test utterances; "
+            f"cluster unit: {sig['cluster_unit']}, {sig['n_clusters']} clusters; tails widened to "
+            f"Student's t (Welch-Satterthwaite df of the seed and cluster parts); {floor}"
+        )
+    return (
+        f"{head}: sign-flip permutation test over seeds (runs paired by seed) on test {name}, used "
+        f"because {sig.get('reason')}; {floor}"
+    )
 
 
 def document_notes(board: Leaderboard) -> list[str]:
@@ -261,7 +268,7 @@ def render_markdown(
             out.append(
                 f"Test split: mean ± std (sample std) over n seeds, ranked by test "
                 f"{METRIC_NAMES[group.metric]}. **Bold**: best in the column. {UP}/{DOWN}: higher/lower "
-                "is better. ≈ tied: not significantly worse than the best (see *Ties*)."
+                "is better. ≈ tied: not significantly different from the best (see *Ties*)."
             )
             out.append("")
             heads = table_headers(group)
@@ -367,6 +374,7 @@ def board_to_dict(board: Leaderboard) -> dict[str, Any]:
                     "best": row.best,
                     "tied": row.tied,
                     "p_value": row.p_value,
+                    "p_raw": row.p_raw,
                     "delta": row.delta,
                     "robustness": row.robustness,
                 }
@@ -544,7 +552,9 @@ def export_runs(board: Leaderboard, dest: Path) -> list[Path]:
             pred_name = stem + PREDICTIONS_SUFFIX
             preds = load_predictions(rec)
             if preds is not None:
-                slim = {"y_true": preds[0].tolist(), "y_pred": preds[1].tolist()}
+                slim: dict[str, Any] = {"y_true": preds.y_true.tolist(), "y_pred": preds.y_pred.tolist()}
+                if preds.clusters is not None:
+                    slim["clusters"] = preds.clusters
                 atomic_write_text(dest / pred_name, json.dumps(slim, separators=(",", ":")) + "\n")
                 record["predictions_file"] = pred_name
             else:

@@ -96,6 +96,8 @@ class Prepared:
     duplicates: dict[str, Any]
     #: The duplicate guard's evidence (``leakage.DuplicateReport``), for `mmbench inspect`.
     duplicate_report: Any = None
+    #: The dataset's cluster unit (``DatasetPlugin.cluster_unit``) when its groups have it.
+    cluster_unit: str | None = None
 
 
 def resolve_device(name: str) -> str:
@@ -187,6 +189,10 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
     if report.describe_repeats():
         reporter.log(f"note: {report.describe_repeats()}")
     encoded, encoders = encode_dataset(data, protocol, registry, log=reporter.log)
+    unit = getattr(ds_plugin, "cluster_unit", None)
+    if unit is not None and unit not in data.groups:
+        reporter.log(f"note: no {unit} ids in this data; the tie test treats test utterances as independent")
+        unit = None
     protocol.setdefault("split", data.meta.get("split_scheme", "dataset"))
     return Prepared(
         request=request,
@@ -198,6 +204,7 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         registry=registry,
         duplicates={**report.as_record(), "accepted": bool(report.total and allow_duplicates)},
         duplicate_report=report,
+        cluster_unit=unit,
     )
 
 
@@ -310,6 +317,7 @@ def run_one(
         "oom_retries": outcome.oom_retries,
         **data_identity(data_path_for(prep.request)),
         "class_names": data.class_names,
+        "cluster_unit": prep.cluster_unit,
         "data_meta": record_meta(data.meta),
         "n_train": len(tensors["train"]),
         "n_dev": len(tensors["dev"]),
@@ -368,6 +376,8 @@ def run_one(
             "y_pred": test_pred.tolist(),
             "probabilities": np.round(torch.softmax(test_logits, dim=1).cpu().numpy(), 6).tolist(),
         }
+        if prep.cluster_unit is not None:
+            predictions["clusters"] = [str(c) for c in np.asarray(data.groups[prep.cluster_unit])[test_idx]]
     if fit is not None and prep.request.save_checkpoints:
         record["checkpoint_file"] = save_checkpoint(
             record_path(prep.request.out_dir, stem), trainer.model

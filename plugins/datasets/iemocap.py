@@ -275,6 +275,8 @@ class IemocapDataset(DatasetPlugin):
 
     needs_data: ClassVar[bool] = True
     id_pattern: ClassVar[str | None] = ID_PATTERN.pattern
+    #: Utterances of one dialogue share errors: the tie test resamples dialogues.
+    cluster_unit: ClassVar[str | None] = "dialogue"
     data_help: ClassVar[str] = HELP
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:

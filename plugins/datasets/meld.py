@@ -146,6 +146,8 @@ class MeldDataset(DatasetPlugin):
 
     needs_data: ClassVar[bool] = True
     id_pattern: ClassVar[str | None] = r"^((train|dev|test)_)?dia\d+_utt\d+$"
+    #: Utterances of one dialogue share errors: the tie test resamples dialogues.
+    cluster_unit: ClassVar[str | None] = "dialogue"
     data_help: ClassVar[str] = HELP
 
     def load(self, path: Path | None, options: dict[str, Any]) -> MultimodalData:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from mmbench.cli import app
 from mmbench.leaderboard.build import build_leaderboard
 from mmbench.leaderboard.render import render_csv, render_json, render_markdown
-from mmbench.leaderboard.significance import paired_bootstrap, resample_indices, resampled_scores
+from mmbench.leaderboard.significance import cluster_bootstrap, cluster_codes, cluster_counts, holm
 from mmbench.metrics import classification_metrics
 from mmbench.protocol import fingerprint, load_protocol
 from mmbench.records import (
@@ -64,6 +64,7 @@ def make_record(
     tuning: dict | None = None,
     params_tag: str | None = None,
     predictions: bool = True,
+    clusters: list[str] | None = None,
 ) -> Path:
     """Write a record (and its predictions) like the runner does; return the record path."""
     proto = proto or protocol()
@@ -125,6 +126,9 @@ def make_record(
     stem = record_stem("synthetic", fusion, fp, tag, seed)
     if predictions:
         preds = {"ids": None, "y_true": Y_TRUE.tolist(), "y_pred": y_pred.tolist()} if ok else {}
+        if clusters is not None and ok:
+            preds["clusters"] = clusters
+            rec["cluster_unit"] = "dialogue"
         return write_record(out, stem, rec, preds)
     atomic_write_json(record_path(out, stem), rec)
     return record_path(out, stem)
@@ -170,30 +174,56 @@ def test_mean_std_match_numpy(tmp_path):
     assert [r.rank for r in group.rows] == [1, 2, 3]
 
 
-def test_ties_follow_a_seeded_paired_bootstrap(tmp_path):
+def test_ties_follow_a_seeded_cluster_bootstrap_with_holm(tmp_path):
     three_by_three(tmp_path)
     board = board_of(tmp_path)
     rows = {r.fusion: r for r in board.groups[0].rows}
     assert rows["good"].best and rows["close"].tied and not rows["bad"].tied
     assert rows["bad"].p_value < 0.01 < rows["close"].p_value
-    # The same p-value from the stats module directly, pairing by seed.
+    # The same p-values from the stats module directly: runs paired by seed, every pair of rows
+    # tested, Holm over the three pairs; no cluster ids in these records: utterances are the unit.
     records = load_records(tmp_path)
-    idx = resample_indices(N_TEST, 1000, 0)
+    codes = cluster_codes(None, N_TEST)
 
-    def scores(fusion):
+    def counts(fusion):
         recs = sorted((r for r in records if r["fusion"] == fusion), key=lambda r: r["seed"])
-        preds = [json.loads(Path(r["_path"]).with_name(r["predictions_file"]).read_text()) for r in recs]
-        return np.stack(
-            [resampled_scores(Y_TRUE, np.array(p["y_pred"]), idx, 3, "weighted_f1") for p in preds]
-        )
+        preds = [json.loads(predictions_path(Path(r["_path"])).read_text()) for r in recs]
+        return np.stack([cluster_counts(Y_TRUE, np.array(p["y_pred"]), codes, 3) for p in preds])
 
-    assert rows["close"].p_value == paired_bootstrap(scores("good"), scores("close"))
+    raw = {
+        pair: cluster_bootstrap(counts(pair[0]), counts(pair[1]), "weighted_f1", 1000, 0).p_value
+        for pair in (("good", "close"), ("good", "bad"), ("close", "bad"))
+    }
+    assert rows["close"].p_raw == raw[("good", "close")]
+    assert rows["close"].p_value == pytest.approx(holm(list(raw.values()))[0])
+    assert rows["bad"].p_value == pytest.approx(holm(list(raw.values()))[1])
     md = render_markdown(board)
     assert "≈ tied (p=" in md.split("| close")[1].splitlines()[0]
     assert (
         "p<0.001" in md.split("| bad")[1].splitlines()[0] or "p=0.00" in md.split("| bad")[1].splitlines()[0]
     )
-    assert "paired bootstrap over the test set (1000 resamples, seed 0), runs paired by seed" in md
+    assert "Holm-adjusted over all 3 pairwise comparisons" in md
+    assert "hierarchical bootstrap of test weighted F1 (1000 resamples, seed 0)" in md
+    assert "cluster unit: utterance (the records carry no cluster ids), 240 clusters" in md
+    assert "smallest attainable p 0.0010" in md
+
+
+def test_cluster_ids_in_the_predictions_set_the_resampled_unit(tmp_path):
+    dialogues = [f"dia{i // 12}" for i in range(N_TEST)]
+    for seed in (0, 1):
+        make_record(tmp_path, "good", seed, noisy(0.85, seed), clusters=dialogues)
+        make_record(tmp_path, "bad", seed, noisy(0.6, 10 + seed), clusters=dialogues)
+    board = board_of(tmp_path)
+    sig = board.groups[0].significance
+    assert (sig["cluster_unit"], sig["n_clusters"]) == ("dialogue", 20)
+    assert "cluster unit: dialogue, 20 clusters" in render_markdown(board)
+    # export keeps the cluster ids, so a published board re-tests the same way
+    from mmbench.leaderboard.render import export_runs
+
+    export_runs(board, tmp_path / "export")
+    again = board_of(tmp_path / "export")
+    assert again.groups[0].significance == sig
+    assert [r.p_value for r in again.groups[0].rows] == [r.p_value for r in board.groups[0].rows]
 
 
 def test_same_records_same_bytes_whatever_the_file_or_key_order(tmp_path):
@@ -297,9 +327,16 @@ def test_missing_predictions_fall_back_to_a_seed_test(tmp_path):
     (group,) = board_of(tmp_path).groups
     assert group.significance["method"] == "seeds"
     bad = group.rows[1]
-    # Five seeds, all differences positive: exact sign-flip p = 1/32.
-    assert bad.p_value == pytest.approx(1 / 32) and not bad.tied
-    assert "sign-flip permutation test over seeds" in render_markdown(board_of(tmp_path))
+    # Five seeds, all differences positive: exact two-sided sign-flip p = 2/32 > α; one pair: no Holm
+    # change. The footer says that no row can be marked different with so few seeds.
+    assert bad.p_value == pytest.approx(2 / 32) and bad.tied
+    md = render_markdown(board_of(tmp_path))
+    assert "sign-flip permutation test over seeds" in md and "smallest attainable p 0.0625" in md
+    assert "no row can be marked different" in md
+    make_record(tmp_path, "good", 5, noisy(0.9, 5), predictions=False)
+    make_record(tmp_path, "bad", 5, noisy(0.3, 5), predictions=False)
+    (group,) = board_of(tmp_path).groups
+    assert group.rows[1].p_value == pytest.approx(2 / 64) and not group.rows[1].tied
 
 
 def test_dataset_spec_filter(tmp_path):

@@ -147,3 +147,22 @@ def test_preset_behaviour(tmp_path, preset):
     else:
         for f in acc:
             assert acc[f] > majority + 0.25, acc
+
+
+def test_records_carry_ua_and_the_datasets_cluster_ids(tmp_path, monkeypatch):
+    from sklearn.metrics import balanced_accuracy_score
+
+    from mmbench.plugins.datasets.synthetic import SyntheticDataset
+
+    monkeypatch.setattr(SyntheticDataset, "cluster_unit", "session", raising=False)
+    prep, records = run(tmp_path, fusions=["concat"], seeds=[0], max_epochs=1, overrides=SMALL)
+    rec = records[0]
+    preds = json.loads((Path(rec["_path"]).parent / rec["predictions_file"]).read_text())
+    test_idx = prep.data.splits["test"]
+    assert rec["cluster_unit"] == "session"
+    assert preds["clusters"] == [str(s) for s in prep.data.groups["session"][test_idx]]
+    test = rec["metrics"]["test"]
+    assert test["unweighted_accuracy"] == pytest.approx(
+        balanced_accuracy_score(preds["y_true"], preds["y_pred"])
+    )
+    assert test["weighted_accuracy"] == test["accuracy"]
