@@ -152,6 +152,11 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
         ("Dataset fingerprint", f"`{group.dataset_fingerprint}`"),
     ]
     lines.append(("Ties (≈)", ties_text(group)))
+    tuned = [row for row in group.rows if row.tuning is not None]
+    if tuned:
+        lines.append(
+            ("Tuned values (replace the protocol's for these rows)", "; ".join(map(tuned_text, tuned)))
+        )
     if any(r.budget_cut for r in group.rows):
         lines.append(
             (
@@ -193,6 +198,17 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
     if commands:
         lines.append(("Runs made by", _join_some([f"`{c}`" for c in commands])))
     return lines
+
+
+def tuned_text(row: Row) -> str:
+    """A tuned row's values as its runs used them: fusion parameters, trainer values, the study."""
+    rec = row.records[0]
+    fusion = ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted((rec.get("fusion_params") or {}).items()))
+    train = ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted((rec.get("train_overrides") or {}).items()))
+    study = (row.tuning or {}).get("study_name") or "?"
+    return (
+        f"{row.label}: fusion {fusion or 'defaults'}; training {train or 'as the protocol'} (study {study})"
+    )
 
 
 def ties_text(group: Group) -> str:

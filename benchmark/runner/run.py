@@ -293,6 +293,13 @@ def run_one(
         "protocol_fingerprint": prep.protocol_fingerprint,
     }
     train_overrides = dict((tuning or {}).get("train") or {})
+    if tuning and tuning.get("seed") is not None and int(tuning["seed"]) == int(seed):
+        raise UsageError(
+            f"seed {seed} is the training seed of every trial of {tuning.get('source')} (study "
+            f"{tuning.get('study_name')}); a retrain on it repeats the best trial, whose dev score "
+            "chose it. Retrain on other --seeds (mmbench tune trains its trials on seed 1000 + the "
+            "first protocol seed by default)"
+        )
     outcome = fit_run(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, train_overrides)
     trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
     status = "ok" if failure is None else "failed"

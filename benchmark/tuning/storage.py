@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,10 @@ PRUNERS = ("median", "none", "hyperband")
 DEFAULT_ATTR = "mmbench_default"
 #: Study user attributes that must match when a study is resumed.
 INTERRUPTED = "interrupted"
-IDENTITY_ATTRS = ("dataset", "fusion", "protocol_fingerprint", "metric", "seed")
+IDENTITY_ATTRS = ("dataset", "fusion", "protocol_fingerprint", "study_key", "metric", "seed")
+#: Trials train with this offset plus the protocol's first seed, so that no retrain on the
+#: protocol's seeds repeats a trial (whose dev score was the selection criterion: optimistic).
+TUNING_SEED_OFFSET = 1000
 
 
 # ---------------------------------------------------------------------------------- storage
@@ -186,9 +190,42 @@ def quiet_optuna_warnings() -> Iterator[None]:
         yield
 
 
-def study_name_for(dataset: str, fusion: str, protocol_fingerprint: str) -> str:
+def study_key(
+    protocol_fingerprint: str,
+    dataset_fingerprint: str,
+    data_options: dict[str, Any],
+    encoders: dict[str, Any],
+) -> str:
+    """8 hex digits naming everything a study's trials depend on besides the searched values.
+
+    The protocol fingerprint leaves out the encoders (they are compared on leaderboards, not fixed
+    by the protocol), so a study key adds them (each encoder's full identity: name and options such
+    as ``n_components``), the data options and the dataset fingerprint: a change of any of them
+    starts a new study instead of mixing its trials into the old one.
+    """
+    from mmbench.protocol import canonical_json
+
+    payload = {
+        "protocol": protocol_fingerprint,
+        "dataset": dataset_fingerprint,
+        "data": data_options,
+        "encoders": encoders,
+    }
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:8]
+
+
+def study_name_for(dataset: str, fusion: str, protocol_fingerprint: str, key: str | None = None) -> str:
     """The deterministic study name: the same command resumes the same study."""
-    return f"{dataset}-{fusion}-{protocol_fingerprint}"
+    name = f"{dataset}-{fusion}-{protocol_fingerprint}"
+    return f"{name}-{key}" if key else name
+
+
+def tuning_seed(protocol_seeds: list[int]) -> int:
+    """Default training seed of every trial: ``TUNING_SEED_OFFSET + first seed``, never a protocol seed."""
+    seed = TUNING_SEED_OFFSET + int(protocol_seeds[0])
+    while seed in protocol_seeds:
+        seed += 1
+    return seed
 
 
 def make_pruner(name: str, max_epochs: int) -> Any:

@@ -49,7 +49,9 @@ from mmbench.tuning.storage import (
     quiet_optuna_warnings,
     storage_label,
     storage_target,
+    study_key,
     study_name_for,
+    tuning_seed,
     worker_id,
 )
 from mmbench.tuning.tuned_params import tuned_relpath
@@ -243,7 +245,7 @@ class TuneRequest:
     study_name: str | None = None
     space_file: Path | None = None
     pruner: str = "median"
-    seed: int | None = None  # training seed of every trial (default: the protocol's first)
+    seed: int | None = None  # training seed of every trial (default: storage.tuning_seed, no protocol seed)
     sampler_seed: int | None = None
 
 
@@ -294,14 +296,18 @@ def tune(
     plugin = registry.create("fusion", request.fusion)
     check_space(space, plugin, request.fusion)
     prep = prepare(request.run, registry, reporter)
-    seed = request.seed if request.seed is not None else int(prep.protocol["seeds"][0])
+    seed = request.seed if request.seed is not None else tuning_seed(list(prep.protocol["seeds"]))
     setup = TuneSetup(prep, request.fusion, plugin, space, seed, device, reporter)
     # Unknown --set fusion.* keys and defaults this data cannot use fail before any trial runs.
     plugin.validate(prep.data.input_spec(), plugin.resolve_params(setup.fixed))
     storage = open_storage(request.storage)
 
+    encoders = {m: e["identity"] for m, e in prep.encoders.items()}
+    key = study_key(
+        prep.protocol_fingerprint, prep.data.fingerprint, prep.protocol.get("data") or {}, encoders
+    )
     name = request.study_name or study_name_for(
-        request.run.dataset, request.fusion, prep.protocol_fingerprint
+        request.run.dataset, request.fusion, prep.protocol_fingerprint, key
     )
     attrs = {
         "dataset": request.run.dataset,
@@ -309,6 +315,9 @@ def tune(
         "fusion": request.fusion,
         "protocol_fingerprint": prep.protocol_fingerprint,
         "dataset_fingerprint": prep.data.fingerprint,
+        "study_key": key,
+        "encoders": encoders,
+        "data_options": prep.protocol.get("data") or {},
         "metric": prep.protocol["metric"],
         "seed": seed,
         "max_epochs": prep.protocol["train"]["max_epochs"],
@@ -413,6 +422,8 @@ def summarize_study(study: Any, storage: str, top: int = 10) -> dict[str, Any]:
         "seed": attrs.get("seed"),
         "protocol_fingerprint": attrs.get("protocol_fingerprint"),
         "dataset_fingerprint": attrs.get("dataset_fingerprint"),
+        "study_key": attrs.get("study_key"),
+        "encoders": attrs.get("encoders"),
         "counts": counts,
         "n_trials": counts["complete"] + counts["pruned"] + counts["failed"],
         "best": _trial_row(best) if best else None,
@@ -485,6 +496,8 @@ def export_tuned(summary: dict[str, Any], path: Path) -> Path:
         "trials": {k: counts[k] for k in ("complete", "pruned", "failed")},
         "protocol_fingerprint": summary["protocol_fingerprint"],
         "dataset_fingerprint": summary["dataset_fingerprint"],
+        "study_key": summary.get("study_key"),
+        "encoders": summary.get("encoders"),
         "seed": summary["seed"],
         "mmbench_version": __version__,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -135,6 +135,8 @@ def load_params(value: str, dataset: str, fusion: str, protocol_fingerprint: str
         "protocol_fingerprint": tuned_fp,
         "fingerprint_matches": tuned_fp == protocol_fingerprint,
         "train": _check_train(doc.get("train"), label),
+        # The training seed of every trial: a retrain on it would repeat the best trial.
+        "seed": doc.get("seed"),
     }
     if tuned_fp != protocol_fingerprint:
         _warn_once(

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mmbench.cli import app
 from mmbench.leaderboard.build import build_leaderboard
-from mmbench.leaderboard.render import render_csv, render_json, render_markdown
+from mmbench.leaderboard.render import footer_lines, render_csv, render_json, render_markdown
 from mmbench.leaderboard.significance import cluster_bootstrap, cluster_codes, cluster_counts, holm
 from mmbench.metrics import classification_metrics
 from mmbench.protocol import fingerprint, load_protocol
@@ -65,6 +65,7 @@ def make_record(
     params_tag: str | None = None,
     predictions: bool = True,
     clusters: list[str] | None = None,
+    extra: dict | None = None,
 ) -> Path:
     """Write a record (and its predictions) like the runner does; return the record path."""
     proto = proto or protocol()
@@ -123,6 +124,7 @@ def make_record(
     }
     if not ok:
         rec["failure"] = {"reason": "training diverged: loss is nan at epoch 2", "epoch": 2}
+    rec.update(extra or {})
     stem = record_stem("synthetic", fusion, fp, tag, seed)
     if predictions:
         preds = {"ids": None, "y_true": Y_TRUE.tolist(), "y_pred": y_pred.tolist()} if ok else {}
@@ -312,12 +314,21 @@ def test_tuned_runs_are_their_own_row(tmp_path):
             "concat",
             seed,
             noisy(0.8, seed),
-            tuning={"n_trials": 20, "study": "s"},
+            tuning={"n_trials": 20, "study_name": "s"},
             params_tag="tuned001",
+            extra={"fusion_params": {"hidden": 64}, "train_overrides": {"lr": 0.00042, "batch_size": 32}},
         )
-    (group,) = board_of(tmp_path).groups
+    board = board_of(tmp_path)
+    (group,) = board.groups
     assert [r.label for r in group.rows] == ["concat (tuned, 20 trials)", "concat"]
     assert all(r.summary["n_seeds"] == 2 for r in group.rows)
+    # The footer prints the values the tuned runs trained with, not only the protocol's.
+    footer = dict(footer_lines(group, board))
+    tuned = footer["Tuned values (replace the protocol's for these rows)"]
+    assert (
+        tuned == "concat (tuned, 20 trials): fusion hidden=64; training batch_size=32, lr=0.00042 (study s)"
+    )
+    assert "lr=0.001" in footer["Selection"]
 
 
 def test_missing_predictions_fall_back_to_a_seed_test(tmp_path):

@@ -372,8 +372,10 @@ def test_default_trial_matches_a_plain_run_and_is_compared(tmp_path):
     summary = summarize_study(result.study, "study.db")
     default = summary["default"]
     assert default["number"] == 0 and default["state"] == "complete"
+    # Trials train on a seed no protocol seed repeats (1000 + the first); a plain run on it matches.
+    assert summary["seed"] == 1000 and summary["seed"] not in result.prep.protocol["seeds"]
     run = RunRequest(
-        fusions=["concat"], seeds=[0], max_epochs=2, overrides=TINY, device="cpu", save_checkpoints=False
+        fusions=["concat"], seeds=[1000], max_epochs=2, overrides=TINY, device="cpu", save_checkpoints=False
     )
     run.out_dir = tmp_path / "runs"
     _, records = run_benchmark(run, REGISTRY)
@@ -388,6 +390,46 @@ def test_default_trial_matches_a_plain_run_and_is_compared(tmp_path):
     assert loaded["params"] == summary["best"]["fusion_params"]
     assert loaded["tuning"]["n_trials"] == 3 and loaded["tuning"]["fingerprint_matches"]
     assert loaded["tuning"]["train"] == summary["best"]["train_params"]
+    # Retraining on the trials' seed would repeat the best trial: refused, naming the seed.
+    again = RunRequest(
+        fusions=["concat"], seeds=[1000], max_epochs=2, overrides=TINY, device="cpu", params=str(path)
+    )
+    again.out_dir = tmp_path / "retrain"
+    with pytest.raises(UsageError, match="seed 1000 is the training seed of every trial"):
+        run_benchmark(again, REGISTRY)
+
+
+def test_a_different_encoder_option_starts_a_new_study(tmp_path):
+    from tests.plugins.encoders.encoder_fixtures import TinyTextPlugin
+
+    registry, _ = build_registry(extra_plugins=[("tiny-text", TinyTextPlugin())])
+
+    def text_request(n_components):
+        run = RunRequest(
+            dataset="tinytext",
+            encoders={"text": "tfidf"},
+            overrides=[f"encoders.text.n_components={n_components}", "data.n_samples=60"],
+            max_epochs=1,
+            device="cpu",
+        )
+        return TuneRequest(run=run, fusion="concat", trials=1, storage=str(tmp_path / "study.db"))
+
+    first = tune(text_request(8), registry)
+    same = tune(text_request(8), registry)
+    other = tune(text_request(16), registry)
+    assert first.created and not same.created and other.created
+    assert first.study.study_name == same.study.study_name != other.study.study_name
+    assert first.study.user_attrs["encoders"]["text"]["n_components"] == 8
+    assert other.study.user_attrs["encoders"]["text"]["n_components"] == 16
+    assert first.prep.protocol_fingerprint == other.prep.protocol_fingerprint  # encoders are not in it
+    # An explicit --study-name cannot mix the two either.
+    named = text_request(8)
+    named.study_name = "mine"
+    tune(named, registry)
+    named_other = text_request(16)
+    named_other.study_name = "mine"
+    with pytest.raises(UsageError, match="was tuned with study_key"):
+        tune(named_other, registry)
 
 
 def test_rerun_resumes_the_same_study(tmp_path):

@@ -37,7 +37,16 @@ def test_tune_show_and_run_with_tuned_params(tmp_path, monkeypatch):
     exported = tmp_path / "configs" / "tuned" / "synthetic" / "concat.yaml"
     assert out["exported"] == "configs/tuned/synthetic/concat.yaml" and exported.is_file()
     doc = yaml.safe_load(exported.read_text())
-    assert doc["study_name"] == out["study_name"] == f"synthetic-concat-{out['protocol_fingerprint']}"
+    # The study name: dataset, fusion, protocol fingerprint and the study key (encoders, data options,
+    # dataset fingerprint, which the protocol fingerprint leaves out).
+    assert (
+        doc["study_name"]
+        == out["study_name"]
+        == f"synthetic-concat-{out['protocol_fingerprint']}-{doc['study_key']}"
+    )
+    assert doc["seed"] == 1000 and doc["encoders"] == {
+        m: {"name": "precomputed"} for m in ("audio", "text", "visual")
+    }
     assert doc["storage"] == "runs/tuning/mmbench-tuning.db" and (tmp_path / doc["storage"]).is_file()
     assert doc["n_trials"] == 3 and sum(doc["trials"].values()) == 3
     assert doc["protocol_fingerprint"] == out["protocol_fingerprint"]
@@ -64,8 +73,10 @@ def test_tune_show_and_run_with_tuned_params(tmp_path, monkeypatch):
     record = json.loads(open(result["results"][0]["records"][0]).read())  # noqa: SIM115
     assert record["tuning"]["n_trials"] == 3 and record["tuning"]["study_name"] == out["study_name"]
     assert record["fusion_params"] == doc["params"] and record["train_overrides"] == doc["train"]
-    # Seed 0 of the tuned run retrains the best trial exactly (same seed, same parameters).
-    assert record["metrics"]["dev"]["weighted_f1"] == pytest.approx(out["best"]["value"], abs=1e-9)
+    # The retrain's seed 0 is not the trials' seed: it does not repeat the best trial.
+    assert record["seed"] == 0 and record["tuning"]["seed"] == 1000
+    refused = runner.invoke(app, [*run[:6], "1000", *run[7:]])
+    assert refused.exit_code == 2 and "seed 1000 is the training seed of every trial" in _message(refused)
 
     # One more trial, as a table: the retrain hint keeps --max-epochs, unset parameters get no row,
     # and 4 finished trials are too few for an importance plot (said on stderr).
