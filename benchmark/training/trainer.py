@@ -58,7 +58,10 @@ class FitResult:
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """Mixed-precision dtype: bf16 on CUDA when supported, else fp16; none on CPU unless asked."""
+    """Mixed-precision dtype: bf16 on CUDA when supported, else fp16; none on CPU unless asked.
+
+    fp16 trains with a ``GradScaler`` (CUDA only: the trainer refuses fp16 elsewhere).
+    """
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -108,6 +111,11 @@ class Trainer:
         self.num_classes = num_classes
         self.device = device
         self.amp_dtype = autocast_dtype(device, precision)
+        if self.amp_dtype == torch.float16 and device.type != "cuda":
+            raise UsageError(
+                f"--precision fp16 needs CUDA (loss scaling with a GradScaler); on {device.type} use "
+                "bf16 (CPU autocast, no loss scaling needed) or fp32"
+            )
         self.on_epoch_end = on_epoch_end
         self.modalities = modalities or []
         self.dropout_rates = self._dropout_rates()
@@ -218,7 +226,8 @@ class Trainer:
                 factor=float(cfg["scheduler_factor"]),
                 patience=int(cfg["scheduler_patience"]),
             )
-        scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         batch_size, accum = int(cfg["batch_size"]), int(cfg["grad_accum"])
         clip = float(cfg["grad_clip"])
         dev_labels = dev.labels.cpu().numpy()
@@ -242,15 +251,21 @@ class Trainer:
             steps = 0
             optimizer.zero_grad(set_to_none=True)
             for i, start in enumerate(range(0, stop, batch_size)):
-                batch = epoch_data.slice(start, min(start + batch_size, stop))
-                target = epoch_data.labels[start : min(start + batch_size, stop)]
+                end = min(start + batch_size, stop)
+                batch = epoch_data.slice(start, end)
+                target = epoch_data.labels[start:end]
                 self._modality_dropout(batch, generator)
                 with self._autocast():
                     loss = criterion(self.forward(batch).float(), target)
-                scaler.scale(loss / accum).backward()
+                # Each batch's mean loss weighted by its share of its accumulation group's rows: the
+                # group's gradient is that of the mean loss over the group, also for the epoch's last,
+                # shorter group (fewer or smaller batches), which 1/accum would scale down.
+                group_start = (i // accum) * accum * batch_size
+                group_rows = min(group_start + accum * batch_size, stop) - group_start
+                scaler.scale(loss * ((end - start) / group_rows)).backward()
                 running += loss.detach()
                 steps += 1
-                if (i + 1) % accum == 0 or start + batch_size >= stop:
+                if (i + 1) % accum == 0 or end >= stop:
                     if clip > 0:
                         scaler.unscale_(optimizer)
                         nn.utils.clip_grad_norm_(self.model.parameters(), clip)

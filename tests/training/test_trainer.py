@@ -193,3 +193,53 @@ def test_fit_with_per_modality_dropout():
         split(64, 0), split(16, 1), 0
     )
     assert fit.epochs_run == 2 and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in fit.history)
+
+
+@pytest.mark.parametrize("n", [40, 44])
+def test_last_partial_accumulation_group_is_scaled_by_its_real_size(n):
+    """n = 40: batches 8 x 5 with accumulation 2 end in a group of one batch; n = 44 in a group of
+    8 + 4 rows. Each group's step must equal a manual AdamW step on the mean loss over its rows."""
+    train, dev = _split(n, 0), _split(16, 1)
+    cfg = _cfg(max_epochs=1, batch_size=8, grad_accum=2, imbalance="none", scheduler="none")
+    torch.manual_seed(0)
+    model = Linear()
+    Trainer(model, cfg, "weighted_f1", 3, torch.device("cpu")).fit(train, dev, 0)
+
+    from mmbench.training.trainer import make_adamw
+
+    torch.manual_seed(0)
+    manual = Linear()
+    optimizer = make_adamw(manual.parameters(), cfg["lr"], cfg["weight_decay"])
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))  # the trainer's epoch order
+    x, y = train.inputs["x"][order], train.labels[order]
+    for start in range(0, n, 16):  # groups of 2 x 8 rows; the last one shorter
+        optimizer.zero_grad()
+        F.cross_entropy(manual.fc(x[start : start + 16]), y[start : start + 16]).backward()
+        optimizer.step()
+    torch.testing.assert_close(model.fc.weight, manual.fc.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.fc.bias, manual.fc.bias, rtol=1e-5, atol=1e-6)
+
+
+def test_fp16_is_refused_on_cpu():
+    from mmbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="fp16 needs CUDA"):
+        Trainer(Linear(), _cfg(), "weighted_f1", 3, torch.device("cpu"), precision="fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 loss scaling runs on CUDA only")
+def test_fp16_on_cuda_trains_with_a_grad_scaler(monkeypatch):
+    scaled = []
+    real_scale = torch.amp.GradScaler.scale
+
+    def spy(self, outputs):
+        scaled.append(self.is_enabled())
+        return real_scale(self, outputs)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "scale", spy)
+    train, dev = _split(64, 0), _split(16, 1)
+    cfg = _cfg(max_epochs=1, batch_size=16, imbalance="none", scheduler="none")
+    trainer = Trainer(Linear(), cfg, "weighted_f1", 3, torch.device("cuda"), precision="fp16")
+    cuda = torch.device("cuda")
+    trainer.fit(train.to(cuda), dev.to(cuda), 0)
+    assert scaled and all(scaled)
