@@ -42,6 +42,7 @@ METRIC_NAMES = {
 EFFICIENCY = (
     ("params", "params", False),
     ("train_seconds", "train s", False),
+    ("encode_seconds", "encode s", False),
     ("train_samples_per_second", "train samples/s", True),
     ("peak_memory_bytes", "peak MiB", False),
     ("inference_ms_per_sample", "inference ms/sample", False),
@@ -310,7 +311,7 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
         failed = [r for r in group.failed if row_key(r) == key]
         per_class = per_class_f1(recs, group.class_names)
         efficiency = {
-            k: _mean([float(r["efficiency"][k]) for r in recs if r.get("efficiency", {}).get(k) is not None])
+            k: _mean([v for v in (efficiency_value(r, k) for r in recs) if v is not None])
             for k, _, _ in EFFICIENCY
         }
         rows.append(
@@ -337,6 +338,19 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
     group.rows = rows
     if rows:
         _significance(group, board)
+
+
+def efficiency_value(record: dict[str, Any], key: str) -> float | None:
+    """``record["efficiency"][key]``; for records written before ``encode_seconds`` was stored, the
+    encoders' own times when no modality came from the cache (a hit's time is a load, not an encoding)."""
+    value = (record.get("efficiency") or {}).get(key)
+    if value is not None:
+        return float(value)
+    if key == "encode_seconds":
+        encoders = list((record.get("encoders") or {}).values())
+        if encoders and all(e.get("cache") != "hit" and e.get("seconds") is not None for e in encoders):
+            return float(sum(e["seconds"] for e in encoders))
+    return None
 
 
 def per_class_f1(records: list[dict[str, Any]], class_names: list[str]) -> dict[str, dict[str, Any]]:

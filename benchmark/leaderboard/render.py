@@ -38,7 +38,7 @@ def fmt_efficiency(key: str, value: float | None) -> str:
         return "-"
     if key == "params":
         return f"{value:,.0f}"
-    if key == "train_seconds":
+    if key in ("train_seconds", "encode_seconds"):
         return f"{value:,.1f}"
     if key == "train_samples_per_second":
         return f"{value:,.0f}"

@@ -353,7 +353,11 @@ def run_one(
             record.update({"status": status, "metrics": {}, "best_epoch": None, "history": []})
             record.update({"failure": failure, "efficiency": {"params": n_params}})
     if fit is not None:
-        dev_pred, test_logits, infer_s = evaluated
+        dev_pred, test_logits, _ = evaluated
+        from mmbench.training.latency import inference_ms_per_sample
+
+        # Latency: the median of timed dev passes after a warm-up (test is evaluated once, above).
+        latency_ms = inference_ms_per_sample(trainer, tensors["dev"])
         test_pred = test_logits.argmax(dim=1).cpu().numpy()
         dev_true = tensors["dev"].labels.cpu().numpy()
         test_true = tensors["test"].labels.cpu().numpy()
@@ -372,7 +376,9 @@ def run_one(
                     "train_seconds": round(fit.train_seconds, 4),
                     "train_samples_per_second": round(fit.samples_per_second, 2),
                     "peak_memory_bytes": outcome.peak_bytes,
-                    "inference_ms_per_sample": round(1000 * infer_s / max(len(test_pred), 1), 5),
+                    "peak_memory_source": outcome.peak_source,
+                    "inference_ms_per_sample": round(latency_ms, 5),
+                    "encode_seconds": encode_seconds(prep.encoders),
                 },
             }
         )
@@ -416,6 +422,7 @@ class FitOutcome:
     peak_bytes: int
     train_cfg: dict[str, Any]
     oom_retries: int
+    peak_source: str = ""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -473,6 +480,9 @@ def fit_run(
     while True:
         torch.manual_seed(seed)
         np.random.seed(seed)
+        # The run's own memory: from before the model is built (weights, optimizer state,
+        # gradients, activations); the data and the runtime are the baseline (training.memory).
+        peak = PeakMemory(str(dev_t)).start()
         try:
             model = build_model(plugin, spec, params, prep.data, prep.registry)
         except (UsageError, RunFailed):
@@ -492,14 +502,12 @@ def fit_run(
             modalities=spec.names,
             compile=prep.request.compile,
         )
-        peak = PeakMemory(str(dev_t))
         failure = None
         fit = None
         reporter.run_started(f"{run_info['fusion']} seed {seed}", train_cfg["max_epochs"])
         try:
             call_lifecycle("mmbench_run_start", run=run_info)
-            with peak:
-                fit = trainer.fit(tensors["train"], tensors["dev"], seed)
+            fit = trainer.fit(tensors["train"], tensors["dev"], seed)
         except TrainingDiverged as exc:
             failure = {"reason": str(exc), "epoch": exc.epoch}
         except PluginError as exc:
@@ -526,7 +534,18 @@ def fit_run(
                 f"grad_accum {train_cfg['grad_accum']} (same effective batch)"
             )
             continue
-        return FitOutcome(trainer, fit, failure, n_params, peak.bytes, train_cfg, retries)
+        finally:
+            peak.stop()
+        return FitOutcome(trainer, fit, failure, n_params, peak.bytes, train_cfg, retries, peak.source)
+
+
+def encode_seconds(encoders: dict[str, Any]) -> float | None:
+    """Seconds the run's encoders take to encode the dataset (all modalities, all splits), also
+    when their features came from the cache (the time stored with them); None if unknown."""
+    values = [e.get("encode_seconds") for e in encoders.values()]
+    if any(v is None for v in values):
+        return None
+    return round(float(sum(values)), 3)
 
 
 def save_checkpoint(record_file: Path, model: Any) -> Path:

@@ -166,3 +166,64 @@ def test_records_carry_ua_and_the_datasets_cluster_ids(tmp_path, monkeypatch):
         balanced_accuracy_score(preds["y_true"], preds["y_pred"])
     )
     assert test["weighted_accuracy"] == test["accuracy"]
+
+
+def test_efficiency_is_the_runs_own(tmp_path, monkeypatch):
+    import mmbench.training.latency as latency
+
+    calls = []
+    real = latency.inference_ms_per_sample
+
+    def spy(trainer, split, *args, **kw):
+        calls.append(len(split))
+        return real(trainer, split, *args, **kw)
+
+    monkeypatch.setattr(latency, "inference_ms_per_sample", spy)
+    prep, records = run(tmp_path, fusions=["concat"], seeds=[0], max_epochs=1, overrides=SMALL)
+    eff = records[0]["efficiency"]
+    assert calls == [len(prep.data.splits["dev"])]  # timed on dev, never on test
+    # peak memory: the increase during the run, far below the process (data + torch runtime)
+    import resource
+
+    assert eff["peak_memory_source"] in ("rss", "rss-process-peak")
+    assert 0 <= eff["peak_memory_bytes"] < resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # encode time: the encoders' own (precomputed: zero but known)
+    assert eff["encode_seconds"] == pytest.approx(
+        sum(e["encode_seconds"] for e in records[0]["encoders"].values())
+    )
+
+
+def test_peak_memory_counts_what_the_block_allocates():
+    from mmbench.training.memory import PeakMemory
+
+    with PeakMemory("cpu") as quiet:
+        pass
+    with PeakMemory("cpu") as busy:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        del block
+    if quiet.source != "rss":
+        pytest.skip("no per-block peak counter on this system (/proc/self/clear_refs)")
+    assert busy.bytes >= 60 * 2**20 > quiet.bytes
+
+
+def test_latency_is_the_median_of_timed_passes_after_warm_up(monkeypatch):
+    import time
+
+    import torch
+
+    from mmbench.training import latency
+
+    durations = iter([5.0, 0.3, 0.1, 0.2, 9.0, 0.2])  # warm-up 5 s, then five timed passes
+    clock = {"t": 0.0}
+
+    class Fake:
+        device = torch.device("cpu")
+
+        def predict_logits(self, split):
+            clock["t"] += next(durations)
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["t"])
+    from mmbench.training.tensors import TensorSplit
+
+    split = TensorSplit({"x": torch.zeros(100, 2)}, torch.zeros(100, dtype=torch.long))
+    assert latency.inference_ms_per_sample(Fake(), split) == pytest.approx(0.2 * 1000 / 100)
