@@ -57,11 +57,27 @@ def reproduce(
                 )
             out_console.print(table)
             out_console.print(f"threads: {result['threads']['note']}")
+            restored = result["restored"]
+            out_console.print(
+                f"restored: precision {restored['precision']}, compile {restored['compile']}, "
+                f"torch threads {restored['torch_threads'] or 'as now'}, "
+                f"tuned values {restored['train_overrides'] or 'none'}",
+                markup=False,
+            )
             fp = result["dataset_fingerprint"]
             out_console.print(
                 f"dataset fingerprint {fp['original']} -> {fp['reproduced']}; "
                 f"{'all metrics match' if result['match'] else 'MISMATCH'}"
             )
+            if not result["match"]:
+                for diff in result["differences"]:
+                    out_console.print(
+                        f"recorded setting differs: {diff['setting']} {diff['original']!r} -> "
+                        f"{diff['reproduced']!r}",
+                        markup=False,
+                    )
+                if not result["differences"]:
+                    out_console.print("no recorded setting differs", markup=False)
         if not result["match"]:
             raise typer.Exit(1)
 

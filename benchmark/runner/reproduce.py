@@ -1,8 +1,11 @@
 """Re-run one record from what it stores, and compare the metrics.
 
-A record holds the resolved protocol (data options, class set, training budget, encoders),
-the fusion's hyper-parameters, the seed and the data path, which is all a re-run needs. On
-CPU with the same versions the metrics must match exactly.
+A record holds the resolved protocol (data options, class set, training budget, encoders), the
+fusion's hyper-parameters, tuned trainer values (``train_overrides``, with the ``tuning``
+provenance), the seed, the data path, the precision and compile setting it trained with and the
+torch thread count: a re-run restores every one of them. On CPU with the same versions and thread
+count the metrics must match exactly; when they do not, the comparison lists the recorded settings
+that differ between the two runs (versions, device, threads, precision...), the usual causes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,53 @@ from mmbench.errors import DataError
 from mmbench.records import load_record
 
 COMPARED = ("accuracy", "weighted_f1", "macro_f1", "confusion_matrix")
+#: Recorded settings that can change a number: (where in the record, key).
+SETTINGS = (
+    ("environment", "torch"),
+    ("environment", "numpy"),
+    ("environment", "python"),
+    ("environment", "mmbench"),
+    ("environment", "git_commit"),
+    ("environment", "device"),
+    ("environment", "device_name"),
+    ("environment", "torch_threads"),
+    ("execution", "effective_precision"),
+    ("execution", "compile"),
+    ("train_config", "batch_size"),
+    ("train_config", "grad_accum"),
+    ("", "params_tag"),
+    ("", "dataset_fingerprint"),
+    ("", "protocol_fingerprint"),
+)
+
+
+def recorded_precision(record: dict[str, Any]) -> str:
+    """The precision the record trained in (``auto`` of old records: fp32 on CPU, as it resolved)."""
+    execution = record.get("execution") or {}
+    if execution.get("effective_precision"):
+        return str(execution["effective_precision"])
+    precision = str(execution.get("precision") or "auto")
+    if precision == "auto" and str((record.get("environment") or {}).get("device", "cpu")) == "cpu":
+        return "fp32"
+    return precision
+
+
+def tuned_file(record: dict[str, Any], path: Path) -> Path | None:
+    """The record's tuned values as a ``--params`` file (None for an untuned record)."""
+    tuning = record.get("tuning")
+    if not tuning:
+        return None
+    doc = {
+        "fusion": record["fusion"],
+        "params": dict(record.get("fusion_params") or {}),
+        "train": dict(record.get("train_overrides") or tuning.get("train") or {}),
+        **{k: tuning.get(k) for k in ("study_name", "storage", "trials", "metric", "best_value", "seed")},
+        "n_trials": int(tuning.get("n_trials") or 0),
+        "dataset": tuning.get("dataset"),
+        "protocol_fingerprint": tuning.get("protocol_fingerprint"),
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=True))
+    return path
 
 
 def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Path, device: str):
@@ -24,8 +74,10 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
     from mmbench.runner.run import RunRequest
 
     protocol = dict(record["protocol"])
-    protocol["fusion"] = dict(record.get("fusion_params") or {})
+    protocol["fusion"] = {} if record.get("tuning") else dict(record.get("fusion_params") or {})
     protocol_file.write_text(yaml.safe_dump(protocol, sort_keys=True))
+    params = tuned_file(record, protocol_file.with_name("tuned.yaml"))
+    execution = record.get("execution") or {}
     return RunRequest(
         dataset=record["dataset"],
         fusions=[record["fusion"]],
@@ -35,6 +87,9 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
         device=device,
         out_dir=out_dir,
         save_checkpoints=False,
+        precision=recorded_precision(record),
+        compile=bool(execution.get("compile", False)),
+        params=str(params) if params else None,
     )
 
 
@@ -72,6 +127,20 @@ def thread_note(original: int | None, reproduced: int | None, device: str) -> st
     return f"re-run with the recorded {original} CPU threads"
 
 
+def setting_differences(original: dict[str, Any], again: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recorded settings (``SETTINGS``) whose values differ between the two runs."""
+    out = []
+    for section, key in SETTINGS:
+        if section == "execution" and key == "effective_precision":
+            a, b = recorded_precision(original), recorded_precision(again)
+        else:
+            a = (original.get(section) or {}).get(key) if section else original.get(key)
+            b = (again.get(section) or {}).get(key) if section else again.get(key)
+        if a is not None and a != b:
+            out.append({"setting": f"{section}.{key}" if section else key, "original": a, "reproduced": b})
+    return out
+
+
 def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: Any = None) -> dict[str, Any]:
     """Re-run the record at ``record_path``; return the comparison and both fingerprints.
 
@@ -106,11 +175,19 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
         torch.set_num_threads(before)
     used = recorded_threads(again)
     rows = compare(original, again)
+    match = all(r["match"] for r in rows) and original["dataset_fingerprint"] == prep.data.fingerprint
     return {
         "record": str(record_path),
         "dataset": original["dataset"],
         "fusion": original["fusion"],
         "seed": original["seed"],
+        "restored": {
+            "precision": request.precision,
+            "compile": request.compile,
+            "torch_threads": threads if device == "cpu" else None,
+            "tuned": request.params is not None,
+            "train_overrides": original.get("train_overrides") or {},
+        },
         "protocol_fingerprint": {
             "original": original["protocol_fingerprint"],
             "reproduced": prep.protocol_fingerprint,
@@ -122,13 +199,15 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
         "environment": {
             "original": {
                 k: original.get("environment", {}).get(k)
-                for k in ("mmbench", "torch", "device", "git_commit")
+                for k in ("mmbench", "torch", "device", "git_commit", "torch_threads")
             },
             "reproduced": {
-                k: again["environment"].get(k) for k in ("mmbench", "torch", "device", "git_commit")
+                k: again["environment"].get(k)
+                for k in ("mmbench", "torch", "device", "git_commit", "torch_threads")
             },
         },
         "threads": {"original": threads, "reproduced": used, "note": thread_note(threads, used, device)},
         "metrics": rows,
-        "match": all(r["match"] for r in rows) and original["dataset_fingerprint"] == prep.data.fingerprint,
+        "differences": setting_differences(original, again),
+        "match": match,
     }

@@ -266,6 +266,7 @@ def run_one(
     from mmbench.registry.manager import call_lifecycle
     from mmbench.runner.environment import environment
     from mmbench.training.tensors import split_tensors
+    from mmbench.training.trainer import precision_name
 
     reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
@@ -320,7 +321,11 @@ def run_one(
         "dataset_fingerprint": data.fingerprint,
         "budget_cut": prep.budget_cut,
         "train_config": outcome.train_cfg,
-        "execution": {"precision": prep.request.precision, "compile": prep.request.compile},
+        "execution": {
+            "precision": prep.request.precision,
+            "effective_precision": precision_name(dev_t, prep.request.precision),
+            "compile": prep.request.compile,
+        },
         "oom_retries": outcome.oom_retries,
         **data_identity(data_path_for(prep.request)),
         "class_names": data.class_names,

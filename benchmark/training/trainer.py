@@ -73,6 +73,12 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return None
 
 
+def precision_name(device: torch.device, precision: str) -> str:
+    """The precision a run trains in: ``fp32``, ``bf16`` or ``fp16`` (``auto`` resolved for ``device``)."""
+    dtype = autocast_dtype(device, precision)
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def make_adamw(params: Any, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW with the fused kernel where this torch build has one (CPU and CUDA in torch >= 2.4).
 

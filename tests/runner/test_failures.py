@@ -198,3 +198,80 @@ def test_reproduce_cli_from_another_folder_with_an_empty_cache(tmp_path):
     assert "all metrics match" in output
     assert "MISMATCH" not in output and "Traceback" not in output
     assert json.loads(record.read_text()) == json.loads(Path(records[0]["_path"]).read_text())
+
+
+def _small_run(tmp_path, reg, **kw):
+    request = RunRequest(
+        fusions=["concat"], seeds=[1], overrides=SMALL, max_epochs=2, out_dir=tmp_path, device="cpu"
+    )
+    for key, value in kw.items():
+        setattr(request, key, value)
+    return run_benchmark(request, reg)[1][0]
+
+
+def test_reproduce_restores_cpu_bf16(tmp_path):
+    from mmbench.runner.reproduce import reproduce
+
+    reg, _ = build_registry()
+    record = _small_run(tmp_path, reg, precision="bf16")
+    assert record["execution"]["effective_precision"] == "bf16"
+    result = reproduce(Path(record["_path"]), reg)
+    assert result["restored"]["precision"] == "bf16" and result["match"] is True
+    # The same run in fp32 gives other numbers: the precision was really restored, not ignored.
+    fp32 = _small_run(tmp_path / "fp32", reg, precision="fp32")
+    assert fp32["metrics"]["dev"]["confusion_matrix"] != record["metrics"]["dev"]["confusion_matrix"] or (
+        fp32["history"] != record["history"]
+    )
+
+
+def test_reproduce_restores_tuned_values_and_threads(tmp_path):
+    import torch
+    import yaml
+
+    from mmbench.runner.reproduce import reproduce
+
+    reg, _ = build_registry()
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(
+        yaml.safe_dump(
+            {
+                "fusion": "concat",
+                "params": {"hidden": 48},
+                "train": {"lr": 0.003, "batch_size": 64},
+                "n_trials": 7,
+            }
+        )
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        record = _small_run(tmp_path / "runs", reg, params=str(tuned))
+    finally:
+        torch.set_num_threads(before)
+    assert record["train_overrides"] == {"lr": 0.003, "batch_size": 64}
+    assert record["environment"]["torch_threads"] == 1
+    tuned.unlink()  # the record alone must be enough
+    result = reproduce(Path(record["_path"]), reg)
+    assert result["match"] is True, result["differences"]
+    assert result["restored"]["tuned"] and result["restored"]["torch_threads"] == 1
+    assert result["environment"]["reproduced"]["torch_threads"] == 1
+    assert torch.get_num_threads() == before  # restored afterwards
+
+
+def test_reproduce_names_the_recorded_setting_that_differs(tmp_path):
+    from mmbench.runner.reproduce import reproduce
+
+    reg, _ = build_registry()
+    record = _small_run(tmp_path, reg)
+    rec = json.loads(Path(record["_path"]).read_text())
+    rec["metrics"]["test"]["accuracy"] += 0.01
+    rec["environment"]["torch"] = "1.0.0"
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(rec))
+    result = reproduce(tampered, reg)
+    assert result["match"] is False
+    assert {
+        "setting": "environment.torch",
+        "original": "1.0.0",
+        "reproduced": record["environment"]["torch"],
+    } in (result["differences"])
