@@ -140,10 +140,13 @@ def load_protocol(
     if ds_file is not None:
         sources.append((str(ds_file), _read_yaml(ds_file if not isinstance(ds_file, str) else Path(ds_file))))
     if user_file is not None:
-        sources.append((str(user_file), _read_yaml(Path(user_file))))
+        sources.append(
+            (str(user_file), _read_yaml(user_file if not isinstance(user_file, str) else Path(user_file)))
+        )
     protocol: dict[str, Any] = {}
     for _, layer in sources:
         protocol = deep_merge(protocol, layer)
+    protocol = dataset_section(protocol, dataset)
     merged = protocol
     protocol = apply_overrides(protocol, overrides or [])
     sources.append(("--set", _changed(merged, protocol)))
@@ -374,6 +377,20 @@ def _describe(err: Any, protocol: dict[str, Any], sources: list[tuple[str, dict[
         given = "" if "got " in message else f", got {err['input']!r}"
         return f"{prefix}{key}{' ' if message.startswith('must') else ': '}{message}{given}"
     return f"{prefix}{key} must be {info.description}, got {value!r}"
+
+
+def dataset_section(protocol: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Merge a protocol file's ``datasets: {<dataset>: {...}}`` entry for ``dataset`` over the rest.
+
+    One named protocol (``configs/protocols/reference-system.yaml``) can so hold values that differ
+    per dataset (learning rate, batch size); the ``datasets`` key itself is dropped.
+    """
+    sections = protocol.pop("datasets", None)
+    if sections is None:
+        return protocol
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+        raise UsageError("protocol key 'datasets' must map dataset names to protocol sections")
+    return deep_merge(protocol, sections.get(dataset, {}))
 
 
 def validate_protocol(protocol: dict[str, Any]) -> None:

@@ -34,6 +34,11 @@ query step (a text token) attends over the context's real steps (audio or visual
   ReLU), then mean-pooled over the query's real steps -> ``[B, 512]`` -> classifier. Fusing per
   step keeps what a token saw at its own moment; pooling first would average it away.
 
+``seed_faithful: true`` builds the reference system's exact layers (Linear -> ReLU -> BatchNorm
+in the context branches, no dropout on the two audio paths, ``V2`` not an input); the default's
+differences and the reasons are listed in docs/fusions.md, and
+``configs/protocols/reference-system.yaml`` holds the reference's training recipe.
+
 Why the bias: on the ``synthetic`` ``alignment`` preset (the label says which events coincide in
 time) plain content attention never found the matching frames: test accuracy 0.23-0.30, at chance,
 in 30 epochs while the train split was memorised. With ``locality: 4`` the same run reached 0.99
@@ -55,28 +60,59 @@ from mmbench.errors import UsageError
 from mmbench.plugins.fusions.layers import Projection, masked_mean, mlp_head, seq_mask
 
 
-class ContextBranch(nn.Module):
-    """Projects a context modality; multi-stream modalities get the reference's two-path layout."""
+class ReferenceProjection(Projection):
+    """The reference system's order: Linear -> ReLU -> BatchNorm (-> Dropout when ``dropout > 0``)."""
 
-    def __init__(self, spec: ModalitySpec, d_context: int, d_aux: int, dropout: float) -> None:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        h = self.act(self.linear(x))
+        if h.dim() == 3 and mask is not None:
+            real = self.norm(h[mask])  # real steps only, as Projection does
+            h = torch.zeros(h.shape, dtype=real.dtype, device=h.device).index_put((mask,), real)
+        elif h.dim() == 3:
+            h = self.norm(h.transpose(1, 2)).transpose(1, 2)
+        else:
+            h = self.norm(h)
+        return self.drop(h)
+
+
+#: The audio stream the reference system reads but never feeds to its model.
+REFERENCE_UNUSED_STREAMS = ("V2",)
+
+
+class ContextBranch(nn.Module):
+    """Projects a context modality; multi-stream modalities get the reference's two-path layout.
+
+    ``faithful``: the reference system's exact layers (``seed_faithful``): Linear -> ReLU ->
+    BatchNorm, no dropout on the two audio paths (dropout after their combination and on a
+    single-stream branch), and a ``V2`` stream left out of the second path.
+    """
+
+    def __init__(
+        self, spec: ModalitySpec, d_context: int, d_aux: int, dropout: float, faithful: bool = False
+    ) -> None:
         super().__init__()
-        self.slices = list(spec.stream_slices().values())
-        if len(spec.streams) == 1:
-            self.main = Projection(spec.dim, d_context, dropout)
+        slices = spec.stream_slices()
+        first = spec.streams[0]
+        rest = [s for s in spec.streams[1:] if not (faithful and s.name in REFERENCE_UNUSED_STREAMS)]
+        self.main_cols = slices[first.name]
+        columns = [i for s in rest for i in range(slices[s.name].start, slices[s.name].stop)]
+        self.register_buffer("aux_cols", torch.tensor(columns, dtype=torch.long), persistent=False)
+        proj = ReferenceProjection if faithful else Projection
+        path_dropout = 0.0 if faithful else dropout
+        if not rest:
+            self.main = proj(first.dim, d_context, dropout)
             self.aux = None
             self.combine = None
         else:
-            first = spec.streams[0].dim
-            self.main = Projection(first, d_context, dropout)
-            self.aux = Projection(spec.dim - first, d_aux, dropout)
+            self.main = proj(first.dim, d_context, path_dropout)
+            self.aux = proj(len(columns), d_aux, path_dropout)
             self.combine = Projection(d_context + d_aux, d_context, dropout, batch_norm=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.aux is None:
-            return self.main(x, mask)
-        split = self.slices[0].stop
-        main = self.main(x[..., :split], mask)
-        aux = self.aux(x[..., split:], mask)
+            return self.main(x[..., self.main_cols], mask)
+        main = self.main(x[..., self.main_cols], mask)
+        aux = self.aux(x.index_select(-1, self.aux_cols), mask)
         return self.combine(torch.cat([main, aux], dim=-1))
 
 
@@ -151,6 +187,8 @@ class CrossAttentionParams(FusionParams):
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     #: 0 = no time bias.
     locality: float = Field(4.0, ge=0.0, le=1e4)
+    #: The reference system's exact layers (docs/fusions.md lists the default's differences).
+    seed_faithful: bool = False
 
     @model_validator(mode="after")
     def _heads_divide(self) -> CrossAttentionParams:
@@ -175,6 +213,7 @@ class CrossAttentionModel(nn.Module):
         classifier_hidden: int = 256,
         dropout: float = 0.3,
         locality: float = 4.0,
+        seed_faithful: bool = False,
     ) -> None:
         super().__init__()
         self.query = query if query != "auto" else ("text" if "text" in spec else spec.names[0])
@@ -182,7 +221,7 @@ class CrossAttentionModel(nn.Module):
         drop = dropout
         self.query_branch = Projection(spec[self.query].dim, d_model, drop, batch_norm=False)
         self.context_branches = nn.ModuleDict(
-            {m: ContextBranch(spec[m], d_context, d_aux, drop) for m in self.context}
+            {m: ContextBranch(spec[m], d_context, d_aux, drop, seed_faithful) for m in self.context}
         )
         # The locality bias exists only between two sequences: utterance-level models keep the
         # reference's exact parameters (and load checkpoints written before the bias existed).
