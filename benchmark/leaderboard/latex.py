@@ -181,8 +181,10 @@ def render_latex(
         metric = METRIC_NAMES[group.metric]
         seeds = sorted({s for row in group.rows for s in row.seeds})
         title = latex_escape(group.title)
+        others = [METRIC_NAMES[m] for m in group.metrics[1:]]
+        also = ", ".join(others[:-1]) + f" and {others[-1]}" if len(others) > 1 else "".join(others)
         text = caption or (
-            f"{title}: test {latex_escape(metric)}, accuracy and macro F1, mean $\\pm$ sample std over "
+            f"{title}: test {latex_escape(metric)}, {latex_escape(also)}, mean $\\pm$ sample std over "
             f"$n$ seeds ({len(seeds)} seeds), ranked by test {latex_escape(metric)}. "
             "Bold: best in the column."
         )

@@ -194,6 +194,7 @@ def baselines(supports: list[int], metric: str) -> dict[str, float]:
     f1_major = 2 * top / (1 + top)
     table = {
         "accuracy": (1 / k, top),
+        "weighted_accuracy": (1 / k, top),
         "weighted_f1": (float((prior * f1_chance).sum()), top * f1_major),
         "macro_f1": (float(f1_chance.mean()), f1_major / k),
         "unweighted_accuracy": (1 / k, 1 / k),

@@ -164,7 +164,7 @@ def test_site_in_headless_chromium(tmp_path, monkeypatch):
         fusions = column(driver, "board", heads.index("fusion"))
         assert sorted(fusions) == sorted(records) == ["concat", "late", "unimodal"]
         # The numbers shown are the records' mean ± sample std over seeds.
-        for metric, title in zip(METRICS, ("weighted F1 ↑", "accuracy ↑", "macro F1 ↑"), strict=True):
+        for metric, title in zip(METRICS, ("weighted F1 ↑", "WA (accuracy) ↑", "macro F1 ↑"), strict=True):
             shown = column(driver, "board", heads.index(title))
             assert shown == [expected_cell(records[f], metric) for f in fusions], metric
         params = column(driver, "board", heads.index("params ↓"))
