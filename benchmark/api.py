@@ -313,10 +313,13 @@ def leaderboard(
     alpha: float = 0.05,
     resamples: int = 1000,
     strict: bool = False,
+    mix_numerics: bool = False,
 ) -> Leaderboard:
     """Group the records under ``runs`` (or the given ``records``) by protocol and dataset
     fingerprint and rank the fusions of each group: mean ± std over seeds, ties with the best by
-    a paired bootstrap at level ``alpha`` (as ``mmbench leaderboard``). Render the result with
+    a two-sided hierarchical bootstrap over seeds and clusters with Holm's correction at level
+    ``alpha`` (as ``mmbench leaderboard``). ``mix_numerics`` groups runs that differ only in their
+    numerics (precision, compile, device, torch version) in one table. Render the result with
     ``mmbench.leaderboard.render`` (markdown, CSV, JSON).
 
     A damaged or invalid record under ``runs`` is skipped with one warning naming it, or with
@@ -341,6 +344,7 @@ def leaderboard(
         include_budget_cut=include_budget_cut,
         alpha=alpha,
         n_resamples=resamples,
+        mix_numerics=mix_numerics,
     )
 
 

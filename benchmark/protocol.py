@@ -2,8 +2,19 @@
 
 A protocol is resolved from ``configs/protocols/default.yaml``, then the dataset's own protocol
 file, then a user ``--protocol`` file, then ``--set key=value`` overrides. The resolved protocol
-minus what is being compared (fusion hyper-parameters, encoders) and the seed list is hashed
-into the *protocol fingerprint*: only runs with equal fingerprints share a leaderboard table.
+minus what is being compared (fusion hyper-parameters, encoders), the seed list and the
+*annotation* (``description``: words that change no result) is hashed into the *protocol
+fingerprint*: only runs with equal fingerprints share a leaderboard table.
+
+What a run is splits in two:
+
+* **protocol** (fingerprinted): everything above plus the ``numerics`` block the runner adds for
+  each run (``runner.environment.numerics``): the precision it trains in, ``--compile``,
+  deterministic algorithms, the device type and the library versions that change numbers (torch,
+  CUDA/cuDNN), and the batch size and accumulation an out-of-memory retry ended with. A bf16 and
+  an fp32 run of the same command therefore get different fingerprints and separate tables.
+* **annotation** (not fingerprinted): ``description``, and the record's ``annotation`` (the
+  description, data path and protocol file path).
 """
 
 from __future__ import annotations
@@ -33,8 +44,12 @@ from pydantic import (
 from mmbench.errors import UsageError
 from mmbench.formats.safe_yaml import load_yaml
 
-#: Top-level keys that do not enter the fingerprint: what is compared, not how.
-NOT_FINGERPRINTED = ("seeds", "fusion", "encoders")
+#: Top-level keys that describe a run but change no result (not fingerprinted).
+ANNOTATION_KEYS = ("description",)
+#: Top-level keys that do not enter the fingerprint: what is compared, not how, and annotations.
+NOT_FINGERPRINTED = ("seeds", "fusion", "encoders", *ANNOTATION_KEYS)
+#: The runner's block of numeric settings (fingerprinted; set per run, never by a protocol file).
+NUMERICS_KEY = "numerics"
 TOP_LEVEL_KEYS = {
     "schema",
     "dataset",
@@ -441,9 +456,17 @@ def canonical_json(obj: Any) -> str:
 
 
 def fingerprint(protocol: dict[str, Any]) -> str:
-    """Hash of the evaluation protocol (see ``NOT_FINGERPRINTED``), 16 hex digits."""
+    """Hash of the evaluation protocol (see ``NOT_FINGERPRINTED``), 16 hex digits.
+
+    The ``numerics`` block, when present, is part of it (module docstring).
+    """
     core = {k: v for k, v in protocol.items() if k not in NOT_FINGERPRINTED}
     return hashlib.sha256(canonical_json(core).encode()).hexdigest()[:16]
+
+
+def fingerprint_without_numerics(protocol: dict[str, Any]) -> str:
+    """``fingerprint`` of the protocol with its ``numerics`` block left out (to mix numerics on purpose)."""
+    return fingerprint({k: v for k, v in protocol.items() if k != NUMERICS_KEY})
 
 
 def params_tag(params: dict[str, Any]) -> str:

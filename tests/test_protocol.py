@@ -144,3 +144,16 @@ def test_cli_runs_a_protocol_file_with_yaml11_lr_and_refuses_a_bad_one(tmp_path)
     assert refused.exit_code == 2
     message = " ".join(refused.output.split())
     assert str(bad) in message and "train.batch_size must be a positive integer" in message
+
+
+def test_description_is_an_annotation_and_numerics_are_protocol():
+    from mmbench.protocol import fingerprint_without_numerics
+
+    base = load_protocol("synthetic")
+    described = load_protocol("synthetic", overrides=["description=a note that changes no result"])
+    assert described["description"] and fingerprint(described) == fingerprint(base)
+    fp32 = {**base, "numerics": {"precision": "fp32", "compile": False, "device": "cpu"}}
+    bf16 = {**base, "numerics": {"precision": "bf16", "compile": False, "device": "cpu"}}
+    assert fingerprint(fp32) != fingerprint(bf16) != fingerprint(base)
+    assert fingerprint_without_numerics(fp32) == fingerprint_without_numerics(bf16) == fingerprint(base)
+    assert "numerics" not in load_protocol("synthetic")  # the runner adds it, per run

@@ -113,6 +113,14 @@ def leaderboard(
     ] = None,
     alpha: opts.Alpha = opts.ALPHA_DEFAULT,
     resamples: opts.Resamples = opts.RESAMPLES_DEFAULT,
+    mix_numerics: Annotated[
+        bool,
+        typer.Option(
+            "--mix-numerics",
+            help="Put runs that differ only in numerics (precision, compile, device, torch version) "
+            "in one table, a row per numerics; the footer lists each.",
+        ),
+    ] = False,
     caption: Annotated[
         str | None, typer.Option(help="--format latex: the tables' caption (LaTeX source).")
     ] = None,
@@ -194,7 +202,10 @@ def leaderboard(
             alpha=alpha,
             resamples=resamples,
             strict=strict,
+            mix_numerics=mix_numerics,
         )
+        if mix_numerics:
+            extra = ("--mix-numerics", *extra)
         command = regenerate_command(
             runs, datasets, fingerprint, fmt.value, output, include_budget_cut, plots, alpha, resamples, extra
         )

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mmbench.errors import UsageError
-from mmbench.protocol import NOT_FINGERPRINTED
+from mmbench.protocol import NOT_FINGERPRINTED, NUMERICS_KEY, fingerprint_without_numerics
 from mmbench.runner.run import SUMMARY_METRICS, summarize
 from mmbench.runner.sweep import parse_dataset_spec
 
@@ -73,6 +73,7 @@ class Row:
     tied: bool = False
     best: bool = False
     robustness: dict[str, Any] | None = None  # robustness.summarize_robustness of the records
+    numerics: str = ""  # numerics_tag of the runs, in a table that mixes numerics on request
 
     @property
     def seeds(self) -> list[int]:
@@ -98,6 +99,8 @@ class Group:
     failed: list[dict[str, Any]] = field(default_factory=list)
     title_bits: list[str] = field(default_factory=list)
     significance: dict[str, Any] = field(default_factory=dict)
+    #: Grouped by the fingerprint without numerics (``--mix-numerics``).
+    mixed_numerics: bool = False
 
     @property
     def metric(self) -> str:
@@ -156,6 +159,21 @@ def row_key(record: dict[str, Any]) -> tuple[str, str, int | None]:
     return str(record["fusion"]), str(record.get("params_tag") or ""), trials
 
 
+def numerics_tag(record: dict[str, Any]) -> str:
+    """Short label of a record's numerics: ``bf16 cuda torch 2.5.1+cu121`` (``?`` when unrecorded)."""
+    block = (record.get("protocol") or {}).get(NUMERICS_KEY)
+    if not block:
+        return "?"
+    bits = [str(block.get("precision")), str(block.get("device")), f"torch {block.get('torch')}"]
+    if block.get("compile"):
+        bits.append("compiled")
+    if block.get("deterministic_algorithms"):
+        bits.append("deterministic")
+    if block.get("after_oom"):
+        bits.append(f"batch {block['after_oom']['batch_size']}x{block['after_oom']['grad_accum']}")
+    return " ".join(bits)
+
+
 def _encoders_label(record: dict[str, Any]) -> str:
     encoders = record.get("encoders") or {}
     return ", ".join(f"{m}={(e or {}).get('name', '?')}" for m, e in sorted(encoders.items()))
@@ -170,8 +188,14 @@ def build_leaderboard(
     alpha: float = 0.05,
     n_resamples: int = 1000,
     bootstrap_seed: int = 0,
+    mix_numerics: bool = False,
 ) -> Leaderboard:
-    """Group, summarise, rank and test ``records`` (as loaded by ``records.load_records``)."""
+    """Group, summarise, rank and test ``records`` (as loaded by ``records.load_records``).
+
+    Records of different numerics (the protocol's ``numerics`` block: precision, compile, device,
+    torch version...) have different protocol fingerprints and so separate tables;
+    ``mix_numerics`` groups them by the fingerprint without that block instead.
+    """
     runs_dir = Path(runs_dir)
     records = sorted(records, key=lambda r: _rel(r.get("_path"), runs_dir))
     if not records:
@@ -221,7 +245,10 @@ def build_leaderboard(
 
     by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for rec in unique:
-        key = (str(rec["dataset"]), str(rec.get("protocol_fingerprint")), str(rec.get("dataset_fingerprint")))
+        protocol_fp = str(rec.get("protocol_fingerprint"))
+        if mix_numerics:
+            protocol_fp = fingerprint_without_numerics(rec.get("protocol") or {})
+        key = (str(rec["dataset"]), protocol_fp, str(rec.get("dataset_fingerprint")))
         by_group.setdefault(key, []).append(rec)
     groups = [
         Group(
@@ -230,6 +257,7 @@ def build_leaderboard(
             dataset_fingerprint=k[2],
             protocol=v[0].get("protocol") or {},
             records=v,
+            mixed_numerics=mix_numerics,
         )
         for k, v in by_group.items()
     ]
@@ -279,7 +307,14 @@ def _title_groups(groups: list[Group]) -> None:
         if len(siblings) < 2:
             continue
         flat = [
-            _flatten({k: v for k, v in g.protocol.items() if k not in NOT_FINGERPRINTED}) for g in siblings
+            _flatten(
+                {
+                    k: v
+                    for k, v in g.protocol.items()
+                    if k not in NOT_FINGERPRINTED and not (g.mixed_numerics and k == NUMERICS_KEY)
+                }
+            )
+            for g in siblings
         ]
         keys = sorted({k for f in flat for k in f} - {"data.preset"})
         differing = [k for k in keys if len({fmt_value(f.get(k)) for f in flat}) > 1]
@@ -302,13 +337,18 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
     group.failed = sorted(
         (r for r in group.records if r.get("status") != "ok"), key=lambda r: (row_key(r), r.get("seed", 0))
     )
+
+    def key_of(rec: dict[str, Any]) -> tuple:
+        # Mixed numerics (on request): runs of other numerics stay rows of their own.
+        return (*row_key(rec), numerics_tag(rec) if group.mixed_numerics else "")
+
     by_row: dict[tuple, list[dict[str, Any]]] = {}
     for rec in ok:
-        by_row.setdefault(row_key(rec), []).append(rec)
+        by_row.setdefault(key_of(rec), []).append(rec)
     rows = []
-    for key, recs in sorted(by_row.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
+    for key, recs in sorted(by_row.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1, kv[0][3])):
         recs = sorted(recs, key=lambda r: int(r["seed"]))
-        failed = [r for r in group.failed if row_key(r) == key]
+        failed = [r for r in group.failed if key_of(r) == key]
         per_class = per_class_f1(recs, group.class_names)
         efficiency = {
             k: _mean([v for v in (efficiency_value(r, k) for r in recs) if v is not None])
@@ -326,6 +366,7 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
                 efficiency=efficiency,
                 budget_cut=any(r.get("budget_cut") for r in recs),
                 encoders=_encoders_label(recs[0]),
+                numerics=key[3],
                 robustness=summarize_robustness(recs),
             )
         )
@@ -389,9 +430,14 @@ def _label_rows(rows: list[Row]) -> None:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.label] = counts.get(row.label, 0) + 1
+    tags: dict[str, set[str]] = {}
+    for row in rows:
+        tags.setdefault(row.label, set()).add(row.params_tag)
     for row in rows:
         if counts[row.label] > 1:
-            row.label += f" [{row.params_tag}]"
+            # the params tag where it tells the rows apart, else (mixed numerics) the numerics
+            same_params = len(tags[row.label]) == 1 and row.numerics
+            row.label += f" [{row.numerics}]" if same_params else f" [{row.params_tag}]"
         if row.budget_cut:
             row.label += f" {BUDGET_MARK}"
 

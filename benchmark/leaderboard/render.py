@@ -151,6 +151,7 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
         ("Seeds", ", ".join(str(s) for s in seeds)),
         ("Dataset fingerprint", f"`{group.dataset_fingerprint}`"),
     ]
+    lines.append(("Numerics", numerics_text(group)))
     lines.append(("Ties (≈)", ties_text(group)))
     tuned = [row for row in group.rows if row.tuning is not None]
     if tuned:
@@ -198,6 +199,32 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
     if commands:
         lines.append(("Runs made by", _join_some([f"`{c}`" for c in commands])))
     return lines
+
+
+def numerics_text(group: Group) -> str:
+    """The group's numerics (part of the protocol fingerprint), or each of them when mixed on request."""
+    from mmbench.protocol import NUMERICS_KEY
+
+    def one(block: dict[str, Any] | None) -> str:
+        if not block:
+            return "not recorded (records made before numerics entered the fingerprint)"
+        parts = [
+            f"precision {block.get('precision')}",
+            f"compile {'on' if block.get('compile') else 'off'}",
+            f"deterministic algorithms {'on' if block.get('deterministic_algorithms') else 'off'}",
+            f"device {block.get('device')}",
+            f"torch {block.get('torch')}",
+        ]
+        parts += [f"{k} {block[k]}" for k in ("cuda", "cudnn") if block.get(k) is not None]
+        oom = block.get("after_oom")
+        if oom:
+            parts.append(f"batch {oom['batch_size']} x {oom['grad_accum']} after out-of-memory retries")
+        return ", ".join(parts)
+
+    blocks = _distinct(one((r.get("protocol") or {}).get(NUMERICS_KEY)) for r in group.records)
+    if group.mixed_numerics and len(blocks) > 1:
+        return "mixed on request (--mix-numerics): " + "; ".join(blocks)
+    return "; ".join(blocks)
 
 
 def tuned_text(row: Row) -> str:

@@ -104,3 +104,29 @@ def record_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
         if len(text) <= limit:
             out[key] = value
     return out
+def numerics(device: str, precision: str, compile: bool) -> dict[str, Any]:
+    """The settings and library versions that change a run's numbers (the protocol's ``numerics``).
+
+    ``precision`` as the run trains (``fp32``, ``bf16``, ``fp16``; ``auto`` resolved for ``device``),
+    ``compile`` (``--compile``), whether torch's deterministic algorithms are on, the device type,
+    and the versions of torch and, on CUDA, of the CUDA runtime and cuDNN. Python, numpy and
+    mmbench versions stay in the record's ``environment`` (they do not change a trained model's
+    arithmetic; the dataset fingerprint covers the data).
+    """
+    import torch
+
+    from mmbench.training.trainer import precision_name
+
+    dev = torch.device(device)
+    block: dict[str, Any] = {
+        "precision": precision_name(dev, precision),
+        "compile": bool(compile),
+        "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+        "device": dev.type,
+        "torch": torch.__version__,
+    }
+    if dev.type == "cuda":
+        block["cuda"] = torch.version.cuda
+        block["cudnn"] = torch.backends.cudnn.version()
+        block["cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
+    return block

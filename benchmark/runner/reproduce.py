@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mmbench.errors import DataError
+from mmbench.protocol import NUMERICS_KEY
 from mmbench.records import load_record
 
 COMPARED = ("accuracy", "weighted_f1", "macro_f1", "confusion_matrix")
@@ -73,7 +74,9 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
     """A RunRequest that repeats the record's run (its protocol written to ``protocol_file``)."""
     from mmbench.runner.run import RunRequest
 
-    protocol = dict(record["protocol"])
+    # The numerics block is the runner's (restored through the request below), never a file's.
+    protocol = {k: v for k, v in record["protocol"].items() if k != NUMERICS_KEY}
+    numerics = record["protocol"].get(NUMERICS_KEY) or {}
     protocol["fusion"] = {} if record.get("tuning") else dict(record.get("fusion_params") or {})
     protocol_file.write_text(yaml.safe_dump(protocol, sort_keys=True))
     params = tuned_file(record, protocol_file.with_name("tuned.yaml"))
@@ -87,8 +90,8 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
         device=device,
         out_dir=out_dir,
         save_checkpoints=False,
-        precision=recorded_precision(record),
-        compile=bool(execution.get("compile", False)),
+        precision=numerics.get("precision") or recorded_precision(record),
+        compile=bool(numerics.get("compile", execution.get("compile", False))),
         params=str(params) if params else None,
     )
 

@@ -7,6 +7,7 @@ per-fusion summaries (mean and std over seeds).
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 import warnings
@@ -19,7 +20,7 @@ import numpy as np
 
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, PluginError, RunFailed, UsageError
-from mmbench.protocol import check_seeds, fingerprint, load_protocol, params_tag
+from mmbench.protocol import NUMERICS_KEY, check_seeds, fingerprint, load_protocol, params_tag
 from mmbench.records import (
     SCHEMA_VERSION,
     checkpoint_path,
@@ -123,6 +124,7 @@ def data_path_for(request: RunRequest) -> Path | None:
 def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None) -> Prepared:
     """Resolve the protocol, load and validate the data, guard against leaks, encode."""
     from mmbench.runner.encoding_cache import encode_dataset
+    from mmbench.runner.environment import numerics
     from mmbench.runner.leakage import find_duplicates
 
     reporter = reporter or SilentReporter()
@@ -194,6 +196,8 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         reporter.log(f"note: no {unit} ids in this data; the tie test treats test utterances as independent")
         unit = None
     protocol.setdefault("split", data.meta.get("split_scheme", "dataset"))
+    # What changes the numbers besides the protocol file: part of the fingerprint (mmbench.protocol).
+    protocol[NUMERICS_KEY] = numerics(resolve_device(request.device), request.precision, request.compile)
     return Prepared(
         request=request,
         protocol=protocol,
@@ -304,6 +308,16 @@ def run_one(
     outcome = fit_run(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, train_overrides)
     trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
     status = "ok" if failure is None else "failed"
+    protocol_fp = prep.protocol_fingerprint
+    if outcome.oom_retries:
+        # The batch an out-of-memory retry ended with changes the numbers: its own protocol. The
+        # file keeps the requested protocol's name, so a sweep finds (and skips) this cell.
+        protocol = copy.deepcopy(protocol)
+        protocol[NUMERICS_KEY]["after_oom"] = {
+            "batch_size": outcome.train_cfg["batch_size"],
+            "grad_accum": outcome.train_cfg["grad_accum"],
+        }
+        protocol_fp = fingerprint(protocol)
 
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -317,8 +331,14 @@ def run_one(
         "encoders": prep.encoders,
         "seed": seed,
         "protocol": protocol,
-        "protocol_fingerprint": prep.protocol_fingerprint,
+        "protocol_fingerprint": protocol_fp,
         "dataset_fingerprint": data.fingerprint,
+        # Not fingerprinted: words and paths that change no result.
+        "annotation": {
+            "description": protocol.get("description"),
+            "data_path": str(data_path_for(prep.request)) if data_path_for(prep.request) else None,
+            "protocol_file": str(prep.request.protocol_file) if prep.request.protocol_file else None,
+        },
         "budget_cut": prep.budget_cut,
         "train_config": outcome.train_cfg,
         "execution": {

@@ -68,7 +68,7 @@ def test_export_then_leaderboard_from_the_zip_regenerates_identical_markdown(tmp
     cff = yaml.safe_load(zf.read("CITATION.cff"))
     assert cff["cff-version"] == "1.2.0" and cff["type"] == "dataset" and cff["title"] == "Fusion on mfeat"
     assert cff["authors"] == [{"family-names": "Curie", "given-names": "Marie"}, {"name": "Fusion Lab"}]
-    assert cff["date-released"] == "2026-12-01" and "e079f832dea72551" in cff["abstract"]
+    assert cff["date-released"] == "2026-12-01" and "ff5dd13180881b16" in cff["abstract"]
     env = json.loads(zf.read("environment.json"))
     assert env["export"]["mmbench"] and env["runs"][0]["torch"] == "2.13.0+cpu"
 

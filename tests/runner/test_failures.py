@@ -105,6 +105,17 @@ def test_out_of_memory_halves_batch_keeps_effective_batch(tmp_path, registry):
     cfg = rec["train_config"]
     assert (cfg["batch_size"], cfg["grad_accum"]) == (32, 4)
     assert cfg["batch_size"] * cfg["grad_accum"] == rec["protocol"]["train"]["batch_size"]
+    # The batch the retries ended with changes the numbers: it is in the protocol and its fingerprint,
+    # while the file keeps the requested protocol's name (a sweep finds the cell).
+    from mmbench.protocol import fingerprint
+
+    assert rec["protocol"]["numerics"]["after_oom"] == {"batch_size": 32, "grad_accum": 4}
+    assert rec["protocol_fingerprint"] == fingerprint(rec["protocol"])
+    requested = {
+        **rec["protocol"],
+        "numerics": {k: v for k, v in rec["protocol"]["numerics"].items() if k != "after_oom"},
+    }
+    assert fingerprint(requested) in Path(rec["_path"]).name != rec["protocol_fingerprint"]
 
 
 def test_plugin_raising_in_hook_fails_that_run_only(tmp_path, registry):

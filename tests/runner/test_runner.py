@@ -227,3 +227,33 @@ def test_latency_is_the_median_of_timed_passes_after_warm_up(monkeypatch):
 
     split = TensorSplit({"x": torch.zeros(100, 2)}, torch.zeros(100, dtype=torch.long))
     assert latency.inference_ms_per_sample(Fake(), split) == pytest.approx(0.2 * 1000 / 100)
+
+
+def test_bf16_and_fp32_runs_get_their_own_fingerprints_and_tables(tmp_path):
+    from mmbench.leaderboard.build import build_leaderboard
+    from mmbench.leaderboard.render import render_markdown
+
+    common = {"fusions": ["concat"], "seeds": [0, 1], "max_epochs": 1, "overrides": SMALL}
+    prep32, fp32 = run(tmp_path, **common, precision="fp32")
+    prep16, bf16 = run(tmp_path, **common, precision="bf16")
+    assert (
+        prep32.protocol["numerics"]["precision"] == "fp32"
+        and prep16.protocol["numerics"]["precision"] == "bf16"
+    )
+    assert prep32.protocol_fingerprint != prep16.protocol_fingerprint
+    assert {r["protocol_fingerprint"] for r in fp32} == {prep32.protocol_fingerprint}
+    assert fp32[0]["_path"] != bf16[0]["_path"]  # no record overwrites the other
+    assert fp32[0]["annotation"]["description"] == prep32.protocol.get("description")
+    records = load_records(tmp_path / "runs")
+    board = build_leaderboard(records, tmp_path / "runs", include_budget_cut=True)
+    assert len(board.groups) == 2
+    titles = sorted(g.title for g in board.groups)
+    assert any("numerics.precision=" in t and "bf16" in t for t in titles), titles
+    md = render_markdown(board)
+    assert "**Numerics**: precision fp32, compile off" in md and "**Numerics**: precision bf16" in md
+    mixed = build_leaderboard(records, tmp_path / "runs", include_budget_cut=True, mix_numerics=True)
+    assert len(mixed.groups) == 1
+    labels = sorted(r.label for r in mixed.groups[0].rows)
+    assert len(labels) == 2 and "[bf16 cpu torch" in labels[0] and "[fp32 cpu torch" in labels[1], labels
+    assert all(r.seeds == [0, 1] for r in mixed.groups[0].rows)
+    assert "mixed on request (--mix-numerics)" in render_markdown(mixed)
