@@ -104,6 +104,10 @@ class SplitMetrics(_Part):
     accuracy: Fraction
     weighted_f1: Fraction
     macro_f1: Fraction
+    #: UA: mean per-class recall over the classes with samples (absent from records before it existed)
+    unweighted_accuracy: Fraction | None = None
+    #: WA: the same as ``accuracy``
+    weighted_accuracy: Fraction | None = None
     per_class: dict[str, ClassMetrics] = Field(default_factory=dict)
     #: rows = true class, columns = predicted class, in ``class_names`` order
     confusion_matrix: list[list[int]] = Field(default_factory=list)
@@ -123,8 +127,13 @@ class Efficiency(_Part):
     params: int
     train_seconds: float | None = None
     train_samples_per_second: float | None = None
+    #: the run's own increase (``mmbench.training.memory``); ``peak_memory_source`` says what was measured
     peak_memory_bytes: int | None = None
+    peak_memory_source: str | None = None
+    #: median of timed dev passes after a warm-up (``mmbench.training.latency``)
     inference_ms_per_sample: float | None = None
+    #: seconds the run's encoders take to encode the dataset (the stored time for cache hits)
+    encode_seconds: float | None = None
 
 
 class EncoderInfo(_Part):
@@ -136,13 +145,16 @@ class EncoderInfo(_Part):
     cache: str | None = None
     options: dict[str, Any] | None = None
     seconds: float | None = None
+    encode_seconds: float | None = None
 
 
 class Execution(_Part):
-    """Numerics of the run that do not enter the protocol fingerprint."""
+    """What was asked for (``precision`` may be ``auto``) and what it resolved to; the resolved
+    numerics are also the protocol's fingerprinted ``numerics`` block (``mmbench.protocol``)."""
 
     precision: str
     compile: bool
+    effective_precision: str | None = None
 
 
 class Failure(_Part):
@@ -207,6 +219,11 @@ class RunRecord(_Part):
     failure: Failure | None = None
     #: Added by ``mmbench robustness`` (or ``run --robustness``): missing/noisy-modality analysis.
     robustness: dict[str, Any] | None = None
+    #: The dataset's cluster unit (``DatasetPlugin.cluster_unit``); the predictions file then holds
+    #: each test utterance's cluster id (``clusters``) for the leaderboard's tie test.
+    cluster_unit: str | None = None
+    #: Not fingerprinted: the protocol's description, the data path and the protocol file path.
+    annotation: dict[str, Any] | None = None
     predictions_file: str | None = None
     checkpoint_file: str | None = None
 
