@@ -104,6 +104,8 @@ def record_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
         if len(text) <= limit:
             out[key] = value
     return out
+
+
 def numerics(device: str, precision: str, compile: bool) -> dict[str, Any]:
     """The settings and library versions that change a run's numbers (the protocol's ``numerics``).
 

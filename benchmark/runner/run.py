@@ -23,7 +23,6 @@ from mmbench.errors import DataError, PluginError, RunFailed, UsageError
 from mmbench.protocol import NUMERICS_KEY, check_seeds, fingerprint, load_protocol, params_tag
 from mmbench.records import (
     SCHEMA_VERSION,
-    checkpoint_path,
     record_path,
     record_stem,
     write_record,
@@ -31,8 +30,10 @@ from mmbench.records import (
 from mmbench.runner.environment import data_identity, record_meta
 from mmbench.runner.faults import check_fusions, evaluate_outputs, fusion_origin, plugin_failure
 
-#: Metrics summarised over seeds and shown in leaderboards (``weighted_accuracy`` is ``accuracy``).
-SUMMARY_METRICS = ("accuracy", "unweighted_accuracy", "weighted_f1", "macro_f1")
+# record parts and summaries live in mmbench.runner.results (re-exported)
+from mmbench.runner.results import SUMMARY_METRICS as SUMMARY_METRICS
+from mmbench.runner.results import encode_seconds, save_checkpoint
+from mmbench.runner.results import summarize as summarize
 
 
 class Reporter(Protocol):
@@ -562,60 +563,6 @@ def fit_run(
         finally:
             peak.stop()
         return FitOutcome(trainer, fit, failure, n_params, peak.bytes, train_cfg, retries, peak.source)
-
-
-def encode_seconds(encoders: dict[str, Any]) -> float | None:
-    """Seconds the run's encoders take to encode the dataset (all modalities, all splits), also
-    when their features came from the cache (the time stored with them); None if unknown."""
-    values = [e.get("encode_seconds") for e in encoders.values()]
-    if any(v is None for v in values):
-        return None
-    return round(float(sum(values)), 3)
-
-
-def save_checkpoint(record_file: Path, model: Any) -> Path:
-    """Best-dev weights beside the record, as safetensors (no pickle), written atomically."""
-    from safetensors.torch import save
-
-    from mmbench.records import atomic_write_bytes
-
-    path = checkpoint_path(record_file)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save(state))
-    return path
-
-
-def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per fusion: n, and mean/std (sample std, ddof=1; 0 for one seed) of dev and test metrics.
-
-    UA and WA of records written before they were stored are derived (``metrics.split_metric``).
-    """
-    from mmbench.metrics import split_metric
-
-    by_fusion: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        by_fusion.setdefault(rec["fusion"], []).append(rec)
-    out = []
-    for fusion, recs in by_fusion.items():
-        ok = [r for r in recs if r.get("status") == "ok"]
-        row: dict[str, Any] = {
-            "fusion": fusion,
-            "n_seeds": len(ok),
-            "failed_seeds": [r["seed"] for r in recs if r.get("status") != "ok"],
-            "seeds": [r["seed"] for r in ok],
-            "test": {},
-            "dev": {},
-            "records": [r.get("_path") for r in recs],
-        }
-        for split in ("test", "dev"):
-            for metric in (*SUMMARY_METRICS, "weighted_accuracy"):
-                values = np.array([split_metric(r["metrics"][split], metric) for r in ok], dtype=float)
-                row[split][metric] = {
-                    "mean": float(values.mean()) if len(values) else None,
-                    "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                }
-        out.append(row)
-    return out
 
 
 def run_benchmark(
