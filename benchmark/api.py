@@ -104,6 +104,19 @@ def unique(option: str, values: list[Any]) -> list[Any]:
     return out
 
 
+def _contexts(value: str | Sequence[str], registry: Any) -> list[str]:
+    """``"none,bigru"``, ``["bigru"]`` or ``"all"`` -> registered context model names (``--context``)."""
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return registry.names("context")
+    if not names:
+        raise UsageError("--context is empty")
+    for name in names:
+        registry.get("context", name)
+    return names
+
+
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of ``PRECISIONS``, else a UsageError naming ``--precision``."""
     if precision not in PRECISIONS:
@@ -128,6 +141,7 @@ def _request(
     params: str | None = None,
     save_checkpoints: bool = True,
     trackers: Sequence[str] = (),
+    contexts: Sequence[str] = ("none",),
 ) -> RunRequest:
     from mmbench.runner.run import RunRequest
 
@@ -147,6 +161,7 @@ def _request(
         save_checkpoints=save_checkpoints,
         params=params,
         trackers=list(trackers),
+        contexts=list(contexts),
     )
 
 
@@ -168,6 +183,7 @@ def run(
     save_checkpoints: bool = True,
     robustness: bool = False,
     track: Sequence[str] = (),
+    context: str | Sequence[str] = "none",
     registry: Any = None,
     reporter: Reporter | None = None,
 ) -> RunResult:
@@ -178,6 +194,7 @@ def run(
     ``encoders`` maps modality to encoder name; ``params`` is ``"tuned"`` or a YAML file;
     ``track`` names experiment trackers (``"tensorboard"``, ``"mlflow"``, ``"wandb"``) fed during
     training; ``save_checkpoints=False`` writes no weights (then ``robustness`` is refused).
+    ``context`` names dialogue context models crossed with the fusions (docs/context.md).
 
     Raises:
         UsageError: unknown names, bad options or protocol values (DataError: bad data files).
@@ -209,6 +226,7 @@ def run(
         params=params,
         save_checkpoints=save_checkpoints,
         trackers=[t.strip() for item in track for t in str(item).split(",") if t.strip()],
+        contexts=_contexts(context, registry),
     )
     prep, records = run_benchmark(request, registry, reporter)
     if robustness:
@@ -244,6 +262,7 @@ def sweep(
     shard: str | tuple[int, int] = (1, 1),
     stale_after_hours: float = 6.0,
     retry_failed: bool = False,
+    context: str | Sequence[str] = "none",
     registry: Any = None,
     reporter: Any = None,
     executor: Any = None,
@@ -266,6 +285,7 @@ def sweep(
     request = SweepRequest(
         datasets=[s for s in specs if s],
         fusions=_names(fusion, registry),
+        contexts=_contexts(context, registry),
         seeds=None if seeds is None else [int(s) for s in seeds],
         data_path=None if data is None else Path(data),
         protocol_file=None if protocol is None else Path(protocol),
@@ -369,6 +389,7 @@ def tune(
     device: str = "auto",
     precision: str = "auto",
     compile: bool = False,
+    context: str = "none",
     registry: Any = None,
     reporter: Any = None,
     callbacks: Sequence[Callable[[Any, Any], None]] = (),
@@ -405,6 +426,7 @@ def tune(
             device=device,
             precision=precision,
             compile=compile,
+            contexts=_contexts(context, registry),
         ),
         fusion=fusion,
         trials=20 if trials is None and total is None and timeout is None else trials,

@@ -1,4 +1,5 @@
-"""Base classes that plugin objects derive from: datasets, encoders, fusions, extractors, trackers.
+"""Base classes that plugin objects derive from: datasets, encoders, fusions, context models,
+extractors, trackers.
 
 These are the plugin contracts (see ``docs/plugins.md``). The module imports no torch: a
 fusion's ``build`` imports it when a model is actually built.
@@ -424,3 +425,57 @@ class Tracker:
     @hookimpl
     def mmbench_run_end(self, run: dict[str, Any], record: dict[str, Any]) -> None:
         self.guarded("run end", self.end, run, record)
+
+
+class ContextPlugin:
+    """Builds a dialogue context model: per-utterance representations -> context-aware ones.
+
+    Under a context model a run batches whole dialogues. The fusion model is built with
+    ``spec.num_classes`` set to the context model's ``utterance_dim`` parameter, so its output
+    ``[n, utterance_dim]`` is the fused representation of each utterance (the *output-width seam*:
+    every fusion already maps its inputs to ``spec.num_classes`` values, so no fusion needs to
+    change). The utterances are placed into padded dialogues ``[B, T, utterance_dim]``; the module
+    that :meth:`build` returns maps ``forward(x, mask, speaker)`` to ``[B, T, out_dim]``:
+
+    * ``x``: float ``[B, T, D]``, dialogues in order of position, zeros at padded positions;
+    * ``mask``: bool ``[B, T]``, True at real utterances;
+    * ``speaker``: int64 ``[B, T]``, each utterance's party inside its dialogue (0, 1, ... by first
+      appearance; 0 at padded positions).
+
+    The module must expose ``out_dim`` (int) and must ignore padded positions: changing them must
+    not change the outputs at real positions (``mmbench.testing.check_context_model``). With the
+    parameter ``causal`` true, the output at position ``t`` may depend only on positions ``<= t``.
+    A linear classifier on ``out_dim`` gives the logits. ``uses_dialogues`` false (the built-in
+    ``none``) keeps today's utterance-level runs unchanged.
+    """
+
+    #: False only for ``none``: the run classifies each utterance alone, exactly as without context.
+    uses_dialogues: ClassVar[bool] = True
+    default_params: ClassVar[dict[str, Any]] = {}
+
+    def search_space(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest context hyper-parameters for one Optuna trial (joined with the fusion's)."""
+        return {}
+
+    def validate(self, params: dict[str, Any]) -> None:
+        """Raise :class:`~mmbench.errors.UsageError` for parameters this context model cannot use."""
+
+    def utterance_dim(self, params: dict[str, Any]) -> int:
+        """Width of the fused utterance representation (the fusion's output width under this model)."""
+        return int(params.get("utterance_dim", 128))
+
+    def build(self, dim: int, params: dict[str, Any]) -> nn.Module:
+        """The context module for utterance representations of width ``dim``."""
+        raise NotImplementedError
+
+    def resolve_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults updated with overrides (``--set context.<key>=...``); unknown keys are an error."""
+        from mmbench.errors import UsageError
+
+        params = dict(self.default_params)
+        for key, value in (overrides or {}).items():
+            if key not in params:
+                known = ", ".join(sorted(params)) or "(none)"
+                raise UsageError(f"unknown parameter context.{key} for {type(self).__name__}; known: {known}")
+            params[key] = value
+        return params

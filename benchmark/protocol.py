@@ -47,7 +47,7 @@ from mmbench.formats.safe_yaml import load_yaml
 #: Top-level keys that describe a run but change no result (not fingerprinted).
 ANNOTATION_KEYS = ("description",)
 #: Top-level keys that do not enter the fingerprint: what is compared, not how, and annotations.
-NOT_FINGERPRINTED = ("seeds", "fusion", "encoders", *ANNOTATION_KEYS)
+NOT_FINGERPRINTED = ("seeds", "fusion", "encoders", "context", *ANNOTATION_KEYS)
 #: The runner's block of numeric settings (fingerprinted; set per run, never by a protocol file).
 NUMERICS_KEY = "numerics"
 TOP_LEVEL_KEYS = {
@@ -60,6 +60,7 @@ TOP_LEVEL_KEYS = {
     "metric",
     "seeds",
     "fusion",
+    "context",
     "description",
 }
 #: Primary metrics a protocol may select on (and tune for); all "higher is better".
@@ -319,6 +320,7 @@ class Protocol(BaseModel):
         return value
 
     fusion: dict[str, Any] = Field(description="a mapping")
+    context: dict[str, Any] | None = Field(default=None, description="a mapping of context-model parameters")
 
 
 def _restore_order(original: Any, checked: Any) -> Any:

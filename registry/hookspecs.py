@@ -72,6 +72,16 @@ def mmbench_register_executors(registry: Registry) -> None:
 
 
 @hookspec
+def mmbench_register_context_models(registry: Registry) -> None:
+    """Register dialogue context models with ``registry.add_context_model(name, target, summary)``.
+
+    Called once when the registry is built. ``target`` names a class deriving from
+    :class:`mmbench.contracts.ContextPlugin`; ``mmbench run --context NAME`` runs it over the
+    per-utterance representations a fusion produces for each dialogue (docs/context.md).
+    """
+
+
+@hookspec
 def mmbench_run_start(run: dict[str, Any]) -> None:
     """Called before training one (dataset, fusion, seed) run.
 
@@ -107,5 +117,6 @@ REGISTRATION_HOOKS = (
     "mmbench_register_extractors",
     "mmbench_register_trackers",
     "mmbench_register_executors",
+    "mmbench_register_context_models",
 )
 LIFECYCLE_HOOKS = ("mmbench_run_start", "mmbench_epoch_end", "mmbench_run_end")

@@ -13,7 +13,7 @@ from typing import Any
 
 from mmbench.errors import PluginError, UnknownNameError
 
-KINDS = ("dataset", "encoder", "fusion", "extractor", "tracker", "executor")
+KINDS = ("dataset", "encoder", "fusion", "extractor", "tracker", "executor", "context")
 
 
 @dataclass
@@ -135,6 +135,10 @@ class Registry:
     def add_executor(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
         """Register an executor (where sweep cells and tuning workers run)."""
         self._add("executor", name, target, summary, extra)
+
+    def add_context_model(self, name: str, target: str, summary: str = "", **extra: Any) -> None:
+        """Register a dialogue context model (kind ``context``; see ``docs/context.md``)."""
+        self._add("context", name, target, summary, extra)
 
     # ----------------------------------------------------------------- lookups
     def names(self, kind: str, pattern: str | None = None) -> list[str]:

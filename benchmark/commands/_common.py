@@ -94,6 +94,18 @@ def parse_encoders(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+def resolve_contexts(value: str, registry: Any) -> list[str]:
+    """``--context``: context model names, comma-separated, or ``all``."""
+    names = split_csv(value)
+    if names == ["all"]:
+        return registry.names("context")
+    if not names:
+        raise UsageError("--context is empty")
+    for n in names:
+        registry.get("context", n)
+    return names
+
+
 def resolve_fusions(value: str, registry: Any) -> list[str]:
     names = split_csv(value)
     if names == ["all"]:

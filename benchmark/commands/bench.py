@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mmbench.commands import options as opts
-from mmbench.commands._common import OutputFormat, cli_errors, resolve_fusions
+from mmbench.commands._common import OutputFormat, cli_errors, resolve_contexts, resolve_fusions
 
 ORDER = 60
 #: Epochs per timed training run when --max-epochs is not given.
@@ -24,6 +24,7 @@ BENCH_EPILOG = """
 
 def bench(
     fusion: opts.Fusions = "all",
+    context: opts.BenchContexts = None,
     dataset: opts.Dataset = "synthetic",
     set_: opts.Overrides = None,
     max_epochs: opts.MaxEpochs = None,
@@ -58,6 +59,9 @@ def bench(
             registry,
             reporter,
         )
+        if context is not None:
+            _bench_contexts(prep, fusions, resolve_contexts(context, registry), dev, epochs, repeats, fmt)
+            return
         results = []
         for name in fusions:
             reporter.log(f"benchmarking {name} ({epochs} epochs x {repeats} repeats per loop)")
@@ -110,6 +114,48 @@ def bench(
                 f"(python startup {c['python_startup_seconds']}s); heavy imports: "
                 f"help {c['help']['imports']}, list {c['list']['imports']}"
             )
+
+
+def _bench_contexts(
+    prep: Any, fusions: list[str], contexts: list[str], dev: str, epochs: int, repeats: int, fmt: Any
+) -> None:
+    """``bench --context``: samples/s, inference and memory per (fusion, context model)."""
+    from datetime import datetime, timezone
+
+    from rich.table import Table
+
+    from mmbench.tools.bench import bench_context, environment_line
+    from mmbench.ui.console import RichReporter, out_console, print_json
+
+    reporter = RichReporter()
+    results = []
+    for fusion in fusions:
+        for context in contexts:
+            reporter.log(f"benchmarking {fusion} + {context} ({epochs} epochs x {repeats} repeats)")
+            results.append(bench_context(prep, fusion, context, dev, epochs, repeats))
+    report = {
+        "dataset": prep.data.name,
+        "protocol_fingerprint": prep.protocol_fingerprint,
+        "environment": environment_line(dev),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "contexts": results,
+    }
+    if fmt == OutputFormat.json:
+        print_json(report)
+        return
+    table = Table(title=f"mmbench bench --context — {prep.data.name} on {dev}")
+    for col in ("fusion", "context", "params", "trainer samples/s", "infer ms/sample", "peak MiB"):
+        table.add_column(col, justify="left" if col in ("fusion", "context") else "right")
+    for r in results:
+        table.add_row(
+            r["fusion"],
+            r["context"],
+            f"{r['params']:,}",
+            f"{r['trainer_samples_per_second']:,.0f}",
+            f"{r['inference_ms_per_sample']:.4f}",
+            f"{r['peak_memory_bytes'] / 2**20:,.0f}",
+        )
+    out_console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ class ListWhat(str, Enum):
     extractors = "extractors"
     trackers = "trackers"
     executors = "executors"
+    contexts = "contexts"
     plugins = "plugins"
 
 

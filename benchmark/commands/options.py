@@ -35,6 +35,30 @@ RUNS_DEFAULT = Path("runs")
 # What to run
 Fusions = Annotated[str, typer.Option("--fusion", "-f", help="Fusion(s), comma-separated, or 'all'.")]
 Fusion = Annotated[str, typer.Option("--fusion", "-f", help="The fusion.")]
+Contexts = Annotated[
+    str,
+    typer.Option(
+        "--context",
+        "-c",
+        help="Dialogue context model(s) crossed with the fusions, comma-separated, or 'all' "
+        "(none = each utterance alone).",
+    ),
+]
+Context = Annotated[
+    str,
+    typer.Option(
+        "--context", "-c", help="Dialogue context model tuned with the fusion (its space joins the fusion's)."
+    ),
+]
+BenchContexts = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        "-c",
+        help="Dialogue context model(s), comma-separated, or 'all': time each with every fusion "
+        "(trainer samples/s over whole dialogues) instead of the bare-loop comparison.",
+    ),
+]
 Dataset = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")]
 DatasetSpecs = Annotated[
     str, typer.Option("--dataset", "-d", help="Dataset spec(s) NAME or NAME:PRESET, comma-separated.")

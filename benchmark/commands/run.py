@@ -25,11 +25,14 @@ RUN_EPILOG = """
   mmbench run --set data.preset=synergy --fusion concat,late --format json
   mmbench run --dataset iemocap --data Filtered_IMOCAP.xlsx
   mmbench run --fusion concat --track tensorboard --no-checkpoints  [dim]# runs/tensorboard/[/dim]
+  mmbench run --dataset meld --data MELD/ --fusion concat --context none,bigru,dialoguernn
+  mmbench run --set data.preset=context --fusion concat --context all --set context.causal=true
 """
 
 
 def run(
     fusion: opts.Fusions = "cross_attention",
+    context: opts.Contexts = "none",
     dataset: opts.Dataset = "synthetic",
     data: opts.DataPath = None,
     seeds: opts.Seeds = None,
@@ -57,6 +60,7 @@ def run(
         result = api.run(
             fusion,
             dataset,
+            context=context,
             seeds=parse_seeds(seeds),
             data=data,
             protocol=protocol,

@@ -25,6 +25,7 @@ EPILOG = """
   mmbench sweep --fusion all --dataset synthetic:redundant,synthetic:synergy --seeds 0-4
   mmbench sweep --fusion all --dataset mfeat --seeds 0-4 --shard 2/4     [dim]# a quarter of the grid[/dim]
   mmbench sweep --fusion concat,late --set data.n_samples=600 --max-epochs 2 --no-checkpoints
+  mmbench sweep --fusion concat,late --context none,bigru,transformer --dataset synthetic:context --seeds 0-2
 
 A dataset spec is NAME or NAME:PRESET (PRESET sets data.preset). Records go to OUT/NAME[-PRESET]/.
 A re-run skips cells that have a record, so an interrupted sweep resumes where it stopped.
@@ -43,6 +44,7 @@ On other engines (docs/distributed.md):
 
 def sweep(
     fusion: opts.Fusions = "all",
+    context: opts.Contexts = "none",
     dataset: opts.DatasetSpecs = "synthetic",
     seeds: opts.Seeds = None,
     set_: opts.Overrides = None,
@@ -89,6 +91,7 @@ def sweep(
         result = api.sweep(
             fusion,
             split_csv(dataset),
+            context=context,
             seeds=parse_seeds(seeds),
             data=data,
             protocol=protocol,
@@ -120,6 +123,7 @@ def sweep(
                         {
                             "dataset": c.cell.dataset,
                             "fusion": c.cell.fusion,
+                            "context": c.cell.context,
                             "seed": c.cell.seed,
                             "status": c.status,
                             "record": c.record,
@@ -141,9 +145,9 @@ def sweep(
             )
             for col in ("dataset", "fusion", "trained", "existing", "busy", "failed", "test wF1 ↑ (mean)"):
                 table.add_column(col, justify="left" if col in ("dataset", "fusion") else "right")
-            pairs = sorted({(c.cell.dataset, c.cell.fusion) for c in result.cells})
+            pairs = sorted({(c.cell.dataset, c.cell.method) for c in result.cells})
             for ds, fu in pairs:
-                cells = [c for c in result.cells if (c.cell.dataset, c.cell.fusion) == (ds, fu)]
+                cells = [c for c in result.cells if (c.cell.dataset, c.cell.method) == (ds, fu)]
                 scores = [c.weighted_f1 for c in cells if c.weighted_f1 is not None]
                 table.add_row(
                     ds,

@@ -37,6 +37,7 @@ failed, 2 bad input, 130 interrupted (resume with the same command).
 
 def tune(
     fusion: opts.Fusion = "cross_attention",
+    context: opts.Context = "none",
     dataset: opts.Dataset = "synthetic",
     trials: Annotated[
         int | None,
@@ -153,6 +154,7 @@ def tune(
             result = api.tune(
                 fusion,
                 dataset,
+                context=context,
                 trials=trials,
                 total=total,
                 timeout=timeout,

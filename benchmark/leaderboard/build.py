@@ -30,6 +30,7 @@ from mmbench.errors import UsageError
 from mmbench.leaderboard.ties import load_predictions as load_predictions
 from mmbench.leaderboard.ties import mark_ties
 from mmbench.protocol import NOT_FINGERPRINTED, NUMERICS_KEY, fingerprint_without_numerics
+from mmbench.runner.methods import record_method
 from mmbench.runner.run import SUMMARY_METRICS, summarize
 from mmbench.runner.sweep import parse_dataset_spec
 
@@ -155,10 +156,13 @@ def matches_spec(record: dict[str, Any], spec: str) -> bool:
 
 
 def row_key(record: dict[str, Any]) -> tuple[str, str, int | None]:
-    """(fusion, params tag, tuning trials or None): what makes a leaderboard row."""
+    """(method, params tag, tuning trials or None): what makes a leaderboard row.
+
+    The method is the fusion, or ``fusion + context`` for runs with a dialogue context model.
+    """
     tuning = record.get("tuning")
     trials = int(tuning.get("n_trials", 0)) if isinstance(tuning, dict) else None
-    return str(record["fusion"]), str(record.get("params_tag") or ""), trials
+    return record_method(record), str(record.get("params_tag") or ""), trials
 
 
 def numerics_tag(record: dict[str, Any]) -> str:
@@ -427,6 +431,8 @@ def _label_rows(rows: list[Row]) -> None:
     """Fusion name, ``(tuned, N trials)`` for tuned rows, the params tag where a name repeats."""
     for row in rows:
         row.label = row.fusion
+        if ((row.records or row.failed)[0].get("context") or {}).get("causal"):
+            row.label += " (causal)"
         if row.tuning is not None:
             row.label += f" (tuned, {int(row.tuning.get('n_trials', 0))} trials)"
     counts: dict[str, int] = {}

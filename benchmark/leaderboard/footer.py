@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmbench.leaderboard.build import BUDGET_MARK, METRIC_NAMES, Group, Leaderboard, Row, fmt_value
+from mmbench.runner.methods import record_context, record_method
 
 
 def _distinct(values: list[Any]) -> list[str]:
@@ -24,6 +25,28 @@ def _join_some(values: list[str], limit: int = 3) -> str:
 def _one_line(text: str, limit: int = 160) -> str:
     text = " ".join(str(text).split()).replace("|", "/")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def context_footer(group: Group) -> str | None:
+    """What the rows know of the dialogue around each utterance; None for data without dialogues
+    (records of utterance-level runs on such data carry no ``context`` entry)."""
+    records = [r for row in group.rows for r in row.records]
+    if not any(isinstance(r.get("context"), dict) for r in records):
+        return None
+    used = sorted({record_context(r) for r in records} - {"none"})
+    if not used:
+        return (
+            "none: every result classifies each utterance alone and uses no dialogue context; "
+            "not comparable with published results that model the conversation"
+        )
+    causal = sorted({record_context(r) for r in records if (r.get("context") or {}).get("causal")})
+    text = (
+        f"rows named `fusion + model` run a dialogue context model ({', '.join(used)}) over the fused "
+        "utterances of each dialogue; rows without `+` use no dialogue context"
+    )
+    if causal:
+        text += f"; causal (past utterances only): {', '.join(causal)}"
+    return text
 
 
 def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
@@ -59,6 +82,9 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
         lines.append(
             ("Tuned values (replace the protocol's for these rows)", "; ".join(map(tuned_text, tuned)))
         )
+    context = context_footer(group)
+    if context is not None:
+        lines.append(("Dialogue context", context))
     if any(r.budget_cut for r in group.rows):
         lines.append(
             (
@@ -68,7 +94,7 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
         )
     if group.failed:
         failed = [
-            f"{r['fusion']} seed {r.get('seed')}: "
+            f"{record_method(r)} seed {r.get('seed')}: "
             + _one_line((r.get("failure") or {}).get("reason", "failed"), 100)
             for r in group.failed
         ]

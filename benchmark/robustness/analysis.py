@@ -50,7 +50,7 @@ def without(split: TensorSplit, removed: tuple[str, ...], flags: bool) -> Tensor
             inputs[missing_key(m)] = torch.full(
                 (n,), m in removed, dtype=torch.bool, device=split.labels.device
             )
-    return TensorSplit(inputs, split.labels)
+    return split.with_inputs(inputs)
 
 
 def with_noise(
@@ -68,7 +68,7 @@ def with_noise(
         x = inputs[m]
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         inputs[m] = x + level * std[m].to(x.device) * noise
-    return TensorSplit(inputs, split.labels)
+    return split.with_inputs(inputs)
 
 
 def train_std(train: TensorSplit, modalities: list[str]) -> dict[str, Tensor]:

@@ -10,6 +10,7 @@ from typing import Any
 from mmbench.errors import DataError
 from mmbench.records import atomic_write_json, load_records
 from mmbench.robustness.analysis import DEFAULT_LEVELS, effective_robustness, evaluate_robustness
+from mmbench.runner.methods import record_method
 
 BASELINE = "late"
 
@@ -31,9 +32,9 @@ def _predictor(model: Any, batch_size: int = 1024):
         model.eval()
         out = []
         with torch.inference_mode():
-            for start in range(0, len(split), batch_size):
-                out.append(model(split.slice(start, start + batch_size)).float().argmax(dim=1))
-        return torch.cat(out).cpu().numpy()
+            for start, stop in split.batch_ranges(batch_size):
+                out.append(model(split.batch(start, stop)[0]).float())
+        return split.in_split_order(torch.cat(out)).argmax(dim=1).cpu().numpy()
 
     return predict
 
@@ -52,8 +53,10 @@ def analyse_records(
     """
     import torch
 
+    from mmbench.runner.context import record_context_model
     from mmbench.runner.reproduce import request_from_record
     from mmbench.runner.run import SilentReporter, build_model, prepare, resolve_device
+    from mmbench.training.dialogue import dialogue_split
     from mmbench.training.tensors import split_tensors
 
     reporter = reporter or SilentReporter()
@@ -93,13 +96,16 @@ def analyse_records(
         spec = prep.data.input_spec()
         for rec in recs:
             plugin = registry.create("fusion", rec["fusion"])
-            model = build_model(plugin, spec, rec["fusion_params"], prep.data, registry).to(dev_t)
+            context = record_context_model(registry, rec)
+            model = build_model(plugin, spec, rec["fusion_params"], prep.data, registry, context).to(dev_t)
             load_checkpoint(model, Path(rec["_path"]).parent / rec["checkpoint_file"], rec["fusion"])
-            reporter.log(f"robustness: {rec['fusion']} seed {rec['seed']}")
+            reporter.log(f"robustness: {record_method(rec)} seed {rec['seed']}")
+            # With a context model, modalities are removed or noised per utterance inside whole dialogues.
+            dialogues = context is not None and context[0].uses_dialogues
             rec["robustness"] = evaluate_robustness(
                 _predictor(model),
-                train,
-                test,
+                dialogue_split(prep.data, "train", train) if dialogues else train,
+                dialogue_split(prep.data, "test", test) if dialogues else test,
                 spec.names,
                 prep.data.class_names,
                 rec["protocol"]["metric"],

@@ -103,7 +103,7 @@ def run_cell(task: CellTask) -> CellResult:
     registry = get_registry()
     device = resolve_device(task.request.device)
     prep, tensors = _prepared(task.request, task.cell.dataset, registry, device)
-    path = run_record_path(prep, task.cell.fusion, task.cell.seed)
+    path = run_record_path(prep, task.cell.fusion, task.cell.seed, task.cell.context)
     # --track: the trackers are active in the worker that trains the cell.
     with tracking(task.request.trackers, registry, Path(task.request.out_dir)):
         result = run_cell_locked(
@@ -169,7 +169,7 @@ def pending_cells(
         cells = [c for c in mine if c.dataset == spec]
         prep = prepare_spec(request, spec, cells, registry, reporter)
         for cell in cells:
-            path = run_record_path(prep, cell.fusion, cell.seed)
+            path = run_record_path(prep, cell.fusion, cell.seed, cell.context)
             done = finished_record(load_record(path), request.retry_failed)
             if done is not None:
                 existing.append(cell_result(cell, "existing", done))

@@ -18,11 +18,17 @@ if TYPE_CHECKING:
     from mmbench.runner.run import Prepared, Reporter
 
 
-def build_model(plugin: Any, spec: Any, params: dict[str, Any], data: MultimodalData, registry: Any) -> Any:
-    """The fusion's model, wrapped with any encoder trained inside it (finetune mode)."""
+def build_model(
+    plugin: Any, spec: Any, params: dict, data: MultimodalData, registry: Any, context: Any = None
+) -> Any:
+    """The fusion's model, wrapped with any encoder trained inside it (finetune mode); with a
+    context model ``(plugin, params)``, the dialogue model around it (``runner.context``)."""
+    from mmbench.runner.context import dialogue_model
     from mmbench.training.in_model import attach_encoders
 
-    return attach_encoders(plugin.build(spec, params), data, registry)
+    if context is None or not context[0].uses_dialogues:
+        return attach_encoders(plugin.build(spec, params), data, registry)
+    return dialogue_model(plugin, spec, params, data, registry, context)
 
 
 @dataclass
@@ -56,6 +62,7 @@ def fit_run(
     reporter: Reporter,
     run_info: dict[str, Any],
     train_overrides: dict[str, Any] | None = None,
+    context: tuple[Any, dict[str, Any]] | None = None,
 ) -> FitOutcome:
     """Build the model under the seed and train it, turning known failures into a failed run.
 
@@ -70,6 +77,7 @@ def fit_run(
     import torch
 
     from mmbench.registry.manager import call_lifecycle
+    from mmbench.runner.methods import method_label
     from mmbench.training.memory import PeakMemory
     from mmbench.training.trainer import Trainer, TrainingDiverged
 
@@ -96,7 +104,7 @@ def fit_run(
         # gradients, activations); the data and the runtime are the baseline (training.memory).
         peak = PeakMemory(str(dev_t)).start()
         try:
-            model = build_model(plugin, spec, params, prep.data, prep.registry)
+            model = build_model(plugin, spec, params, prep.data, prep.registry, context)
         except (UsageError, RunFailed):
             raise
         except Exception as exc:  # the fusion's own code: fail this run only
@@ -116,7 +124,8 @@ def fit_run(
         )
         failure = None
         fit = None
-        reporter.run_started(f"{run_info['fusion']} seed {seed}", train_cfg["max_epochs"])
+        label = method_label(run_info["fusion"], run_info.get("context"))
+        reporter.run_started(f"{label} seed {seed}", train_cfg["max_epochs"])
         try:
             call_lifecycle("mmbench_run_start", run=run_info)
             fit = trainer.fit(tensors["train"], tensors["dev"], seed)

@@ -78,10 +78,14 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
     protocol = {k: v for k, v in record["protocol"].items() if k != NUMERICS_KEY}
     numerics = record["protocol"].get(NUMERICS_KEY) or {}
     protocol["fusion"] = {} if record.get("tuning") else dict(record.get("fusion_params") or {})
+    context = record.get("context") if isinstance(record.get("context"), dict) else {}
+    if context.get("name", "none") != "none":
+        protocol["context"] = dict(context.get("params") or {})
     protocol_file.write_text(yaml.safe_dump(protocol, sort_keys=True))
     params = tuned_file(record, protocol_file.with_name("tuned.yaml"))
     execution = record.get("execution") or {}
     return RunRequest(
+        contexts=[str(context.get("name", "none"))],
         dataset=record["dataset"],
         fusions=[record["fusion"]],
         seeds=[int(record["seed"])],

@@ -41,10 +41,11 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     UA and WA of records written before they were stored are derived (``metrics.split_metric``).
     """
     from mmbench.metrics import split_metric
+    from mmbench.runner.methods import record_method
 
     by_fusion: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        by_fusion.setdefault(rec["fusion"], []).append(rec)
+        by_fusion.setdefault(record_method(rec), []).append(rec)  # fusion, or fusion + context
     out = []
     for fusion, recs in by_fusion.items():
         ok = [r for r in recs if r.get("status") == "ok"]

@@ -27,6 +27,12 @@ from mmbench.records import (
     record_stem,
     write_record,
 )
+from mmbench.runner.context import (
+    check_context_overrides,
+    context_record,
+    context_tensors,
+    resolve_context,
+)
 from mmbench.runner.environment import data_identity, record_meta
 from mmbench.runner.faults import check_fusions, evaluate_outputs, fusion_origin
 
@@ -35,6 +41,7 @@ from mmbench.runner.fitting import FitOutcome as FitOutcome
 from mmbench.runner.fitting import build_model as build_model
 from mmbench.runner.fitting import fit_run as fit_run
 from mmbench.runner.fitting import is_out_of_memory as is_out_of_memory
+from mmbench.runner.methods import NO_CONTEXT, method_label, record_method
 
 # record parts and summaries live in mmbench.runner.results (re-exported)
 from mmbench.runner.results import SUMMARY_METRICS as SUMMARY_METRICS
@@ -88,6 +95,8 @@ class RunRequest:
     params: str | None = None
     #: ``--track``: experiment trackers (registry kind ``tracker``) active during the runs.
     trackers: list[str] = field(default_factory=list)
+    #: ``--context``: dialogue context models crossed with the fusions (``none``: utterance level).
+    contexts: list[str] = field(default_factory=lambda: ["none"])
 
 
 @dataclass
@@ -231,8 +240,11 @@ def fusion_params(plugin: Any, protocol_fusion: dict[str, Any], names: list[str]
     return plugin.resolve_params(known)
 
 
-def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], dict[str, Any] | None, str]:
-    """The fusion's plugin, hyper-parameters, tuning source and params tag (part of the record name)."""
+def resolve_fusion(
+    prep: Prepared, fusion: str, context: str = NO_CONTEXT
+) -> tuple[Any, dict[str, Any], dict[str, Any] | None, str]:
+    """The fusion's plugin, hyper-parameters, tuning source and params tag (part of the record name);
+    a context model other than ``none`` and its parameters enter the tag (part of the method)."""
     plugin = prep.registry.create("fusion", fusion)
     tuning = None
     overrides = dict(prep.protocol["fusion"])
@@ -247,6 +259,8 @@ def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], di
         "fusion": params,
         "encoders": {m: e["identity"] for m, e in prep.encoders.items()},
     }
+    if context != NO_CONTEXT:
+        tagged["context"] = {"name": context, "params": resolve_context(prep, context)[1]}
     if tuning and tuning.get("train"):
         # Tuned trainer values (lr, batch size...) change the result but not the protocol
         # fingerprint, so they enter the params tag (the record name) instead.
@@ -255,10 +269,10 @@ def resolve_fusion(prep: Prepared, fusion: str) -> tuple[Any, dict[str, Any], di
     return plugin, params, tuning, tag
 
 
-def run_record_path(prep: Prepared, fusion: str, seed: int) -> Path:
-    """The record file ``run_one(prep, fusion, seed)`` writes (sweeps lock and skip by it)."""
-    tag = resolve_fusion(prep, fusion)[3]
-    stem = record_stem(prep.data.name, fusion, prep.protocol_fingerprint, tag, seed)
+def run_record_path(prep: Prepared, fusion: str, seed: int, context: str = NO_CONTEXT) -> Path:
+    """The record file ``run_one(prep, fusion, seed, context=...)`` writes (sweeps lock and skip by it)."""
+    tag, label = resolve_fusion(prep, fusion, context)[3], method_label(fusion, context, "+")
+    stem = record_stem(prep.data.name, label, prep.protocol_fingerprint, tag, seed)
     return record_path(prep.request.out_dir, stem)
 
 
@@ -269,8 +283,9 @@ def run_one(
     device: str,
     reporter: Reporter | None = None,
     tensors: dict | None = None,
+    context: str = NO_CONTEXT,
 ) -> dict[str, Any]:
-    """Train and evaluate one (fusion, seed); write and return its RunRecord."""
+    """Train and evaluate one (fusion, context, seed); write and return its RunRecord."""
     import torch
 
     from mmbench.metrics import classification_metrics
@@ -281,25 +296,29 @@ def run_one(
 
     reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
-    plugin, params, tuning, tag = resolve_fusion(prep, fusion)
+    plugin, params, tuning, tag = resolve_fusion(prep, fusion, context)
+    context_plugin, context_params = resolve_context(prep, context)
     spec = data.input_spec()
     plugin.validate(spec, params)
-    stem = record_stem(data.name, fusion, prep.protocol_fingerprint, tag, seed)
+    label = method_label(fusion, context)
+    stem = record_stem(data.name, method_label(fusion, context, "+"), prep.protocol_fingerprint, tag, seed)
     out_file = record_path(prep.request.out_dir, stem)
     if prep.request.skip_existing:
         from mmbench.records import load_record
 
         existing = load_record(out_file)
         if existing is not None:
-            reporter.log(f"skip {fusion} seed {seed}: record exists ({out_file.name})")
+            reporter.log(f"skip {label} seed {seed}: record exists ({out_file.name})")
             return existing
 
     dev_t = torch.device(device)
     if tensors is None:
         tensors = {s: split_tensors(data, s, dev_t) for s in ("train", "dev", "test")}
+    tensors = context_tensors(prep, context_plugin, tensors)
     run_info = {
         "dataset": data.name,
         "fusion": fusion,
+        "context": context,  # the method's label is fusion + context
         "seed": seed,
         "protocol": protocol,
         "protocol_fingerprint": prep.protocol_fingerprint,
@@ -312,7 +331,8 @@ def run_one(
             "chose it. Retrain on other --seeds (mmbench tune trains its trials on seed 1000 + the "
             "first protocol seed by default)"
         )
-    outcome = fit_run(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, train_overrides)
+    ctx, overrides = (context_plugin, context_params), train_overrides
+    outcome = fit_run(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, overrides, ctx)
     trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
     status = "ok" if failure is None else "failed"
     protocol_fp = prep.protocol_fingerprint
@@ -365,6 +385,7 @@ def run_one(
         "environment": environment(device, [p.as_dict() for p in registry.plugins if p.error is None]),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    record.update(context_record(prep, context, context_params))
     predictions: dict[str, Any] = {"ids": None, "y_true": [], "y_pred": []}
     if fit is None:
         record.update(
@@ -434,7 +455,7 @@ def run_one(
     except PluginError as exc:
         # The record is already valid on disk; the plugin's failure is reported, not hidden.
         reporter.log(f"warning: {exc}")
-    reporter.run_ended(f"{fusion} seed {seed}", record)
+    reporter.run_ended(f"{label} seed {seed}", record)
     return record
 
 
@@ -469,18 +490,20 @@ def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Pr
     if unknown:
         raise UsageError(f"--set fusion.{unknown[0]}: no requested fusion has a parameter {unknown[0]!r}")
     check_fusions(prep)
+    check_context_overrides(prep)
     dev_t = torch.device(device)
     tensors = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
     records = []
-    announce_runs(reporter, len(request.fusions) * len(prep.protocol["seeds"]))
-    for fusion in request.fusions:
-        for seed in prep.protocol["seeds"]:
-            records.append(run_one(prep, fusion, seed, device, reporter, tensors))
+    announce_runs(reporter, len(request.contexts) * len(request.fusions) * len(prep.protocol["seeds"]))
+    for context in request.contexts:
+        for fusion in request.fusions:
+            for seed in prep.protocol["seeds"]:
+                records.append(run_one(prep, fusion, seed, device, reporter, tensors, context))
     finish_runs(reporter)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed and len(failed) == len(records):
         raise RunFailed(
             "every run failed: "
-            + "; ".join(f"{r['fusion']} seed {r['seed']}: {r['failure']['reason']}" for r in failed)
+            + "; ".join(f"{record_method(r)} seed {r['seed']}: {r['failure']['reason']}" for r in failed)
         )
     return prep, records

@@ -76,19 +76,34 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One (dataset spec, fusion, seed) of the grid."""
+    """One (dataset spec, fusion, seed, context model) of the grid."""
 
     dataset: str
     fusion: str
     seed: int
+    context: str = "none"
+
+    @property
+    def method(self) -> str:
+        """``fusion`` or ``fusion + context``."""
+        return self.fusion if self.context == "none" else f"{self.fusion} + {self.context}"
 
     def label(self) -> str:
-        return f"{self.dataset} {self.fusion} seed {self.seed}"
+        return f"{self.dataset} {self.method} seed {self.seed}"
 
 
-def build_grid(seeds_by_dataset: dict[str, list[int]], fusions: list[str]) -> list[Cell]:
-    """Every cell, in canonical order (independent of the order options were typed in)."""
-    cells = {Cell(d, f, s) for d, seeds in seeds_by_dataset.items() for f in fusions for s in seeds}
+def build_grid(
+    seeds_by_dataset: dict[str, list[int]], fusions: list[str], contexts: list[str] | None = None
+) -> list[Cell]:
+    """Every cell (fusions x context models x seeds per dataset), in canonical order (independent of
+    the order options were typed in; without context models the order of older grids)."""
+    cells = {
+        Cell(d, f, s, c)
+        for d, seeds in seeds_by_dataset.items()
+        for f in fusions
+        for s in seeds
+        for c in contexts or ["none"]
+    }
     return sorted(cells)
 
 
@@ -295,6 +310,8 @@ class SweepRequest:
     retry_failed: bool = False
     #: ``--track``: experiment trackers active while this worker trains its cells.
     trackers: list[str] = field(default_factory=list)
+    #: ``--context``: dialogue context models crossed with the fusions.
+    contexts: list[str] = field(default_factory=lambda: ["none"])
 
 
 class _Heartbeat:
@@ -339,6 +356,7 @@ def run_request_for(request: SweepRequest, spec: str) -> Any:
         skip_existing=False,  # the sweep checks for records itself, under the cell's lock
         save_checkpoints=request.save_checkpoints,
         params=request.params,
+        contexts=list(request.contexts),
     )
 
 
@@ -400,7 +418,9 @@ def plan_sweep(request: SweepRequest, registry: Any, reporter: Any) -> tuple[lis
     for name in request.fusions:
         registry.get("fusion", name)
     grid = build_grid(
-        {spec: protocol_seeds(request, spec, registry) for spec in request.datasets}, request.fusions
+        {spec: protocol_seeds(request, spec, registry) for spec in request.datasets},
+        request.fusions,
+        request.contexts,
     )
     mine = shard_cells(grid, *request.shard)
     reporter.log(
@@ -423,6 +443,9 @@ def prepare_spec(request: SweepRequest, spec: str, cells: list[Cell], registry: 
     for fusion in sorted({c.fusion for c in cells}):
         plugin, params, _, _ = resolve_fusion(prep, fusion)
         plugin.validate(input_spec, params)
+    from mmbench.runner.context import check_context_overrides
+
+    check_context_overrides(prep)
     return prep
 
 
@@ -473,7 +496,7 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any, executor: An
             return holder["t"]
 
         for n, cell in enumerate(cells, 1):
-            path = run_record_path(prep, cell.fusion, cell.seed)
+            path = run_record_path(prep, cell.fusion, cell.seed, cell.context)
             done = finished_record(load_record(path), request.retry_failed)
             if done is not None:
                 results.append(cell_result(cell, "existing", done))
@@ -517,7 +540,8 @@ def run_cell_locked(
         if done is not None:
             return cell_result(cell, "existing", done)
         reporter.log(f"{prefix}{cell.label()}")
-        record = run_one(prep, cell.fusion, cell.seed, device, _Heartbeat(reporter, lock), tensors())
+        beat = _Heartbeat(reporter, lock)
+        record = run_one(prep, cell.fusion, cell.seed, device, beat, tensors(), cell.context)
         return cell_result(cell, "trained" if record.get("status") == "ok" else "failed", record)
 
 

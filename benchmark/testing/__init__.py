@@ -1,6 +1,6 @@
 """Conformance test kit for mmbench plugins (``mmbench.testing``).
 
-The kit is split by plugin kind (``fusion``, ``dataset``, ``encoder``) with shared ``examples``;
+The kit is split by plugin kind (``fusion``, ``dataset``, ``encoder``, ``context``) with shared ``examples``;
 import from ``mmbench.testing`` itself, which re-exports the public names below.
 
 A plugin's own tests subclass one class per plugin and name what to test; pytest then runs every
@@ -24,6 +24,13 @@ plugin objects for tests that do not install anything.
 """
 
 from mmbench.robustness.analysis import missing_key
+from mmbench.testing.context import (
+    ContextConformance,
+    check_causal,
+    check_long_dialogue,
+    check_padding_invariance,
+    check_uses_context,
+)
 from mmbench.testing.dataset import (
     DatasetCase,
     DatasetConformance,
@@ -35,6 +42,7 @@ from mmbench.testing.examples import example_batch, example_data, example_spec, 
 from mmbench.testing.fusion import FusionCase, FusionConformance, assert_batch_independent
 
 __all__ = [
+    "ContextConformance",
     "DatasetCase",
     "DatasetConformance",
     "EncoderCase",
@@ -42,7 +50,11 @@ __all__ = [
     "FusionCase",
     "FusionConformance",
     "assert_batch_independent",
+    "check_causal",
+    "check_long_dialogue",
     "check_package_data_in_wheel",
+    "check_padding_invariance",
+    "check_uses_context",
     "example_batch",
     "example_data",
     "example_spec",

@@ -219,3 +219,69 @@ def environment_line(device: str) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def bench_context(
+    prep: Any, fusion: str, context: str, device: str, epochs: int, repeats: int, seed: int = 0
+) -> dict[str, Any]:
+    """Trainer samples/s (utterances per second, whole epochs), inference time per utterance, peak
+    memory and size of one fusion with one dialogue context model (``none``: utterance batches).
+
+    There is no bare-loop comparison: dialogue batching is the trainer's own work.
+    """
+    from mmbench.runner.context import context_tensors, resolve_context
+    from mmbench.runner.run import build_model, fusion_params
+    from mmbench.training.memory import PeakMemory
+    from mmbench.training.tensors import split_tensors
+    from mmbench.training.trainer import Trainer
+
+    registry, protocol, data = prep.registry, prep.protocol, prep.data
+    plugin = registry.create("fusion", fusion)
+    params = fusion_params(plugin, protocol["fusion"], [fusion])
+    spec = data.input_spec()
+    plugin.validate(spec, params)
+    context_plugin, context_params = resolve_context(prep, context)
+    dev_t = torch.device(device)
+    base = {s: split_tensors(data, s, dev_t) for s in ("train", "dev")}
+    tensors = context_tensors(prep, context_plugin, base)
+    torch.manual_seed(seed)
+    initial = build_model(plugin, spec, params, data, registry, (context_plugin, context_params)).to(dev_t)
+    cfg = dict(protocol["train"], max_epochs=epochs, patience=epochs + 1)
+    train = tensors["train"]
+    per_epoch = sum(b - a for a, b in train.batch_ranges(int(cfg["batch_size"]), training=True))
+    rates, peaks = [], []
+    for r in range(repeats + 1):  # the first run warms up and is not counted
+        trainer = Trainer(
+            copy.deepcopy(initial), cfg, protocol["metric"], data.num_classes, dev_t, modalities=spec.names
+        )
+        with PeakMemory(device) as peak:
+            t0 = time.perf_counter()
+            trainer.fit(train, tensors["dev"], seed + r)
+            if dev_t.type == "cuda":
+                torch.cuda.synchronize(dev_t)
+            seconds = time.perf_counter() - t0
+        if r:
+            rates.append(epochs * per_epoch / seconds)
+            peaks.append(peak.bytes)
+    evaluator = Trainer(initial, cfg, protocol["metric"], data.num_classes, dev_t, modalities=spec.names)
+    evaluator.predict_logits(tensors["dev"])  # warm-up
+    t0 = time.perf_counter()
+    evaluator.predict_logits(tensors["dev"])
+    infer = 1000 * (time.perf_counter() - t0) / max(len(tensors["dev"]), 1)
+    lengths = getattr(train, "lengths", None)
+    return {
+        "fusion": fusion,
+        "context": context,
+        "context_params": context_params,
+        "params": sum(p.numel() for p in initial.parameters()),
+        "n_train": len(train),
+        "dialogues": int(len(lengths)) if lengths is not None else None,
+        "longest_dialogue": int(lengths.max()) if lengths is not None and len(lengths) else None,
+        "epochs": epochs,
+        "repeats": repeats,
+        "batch_size": int(cfg["batch_size"]),
+        "trainer_samples_per_second": round(statistics.median(rates), 1),
+        "runs": [round(x, 1) for x in rates],
+        "inference_ms_per_sample": round(infer, 5),
+        "peak_memory_bytes": max(peaks),
+    }

@@ -38,6 +38,27 @@ class TensorSplit:
     def slice(self, start: int, stop: int) -> dict[str, Tensor]:
         return {k: v[start:stop] for k, v in self.inputs.items()}
 
+    def batch_ranges(self, batch_size: int, training: bool = False) -> list[tuple[int, int]]:
+        """Row ranges ``[start, stop)`` of consecutive batches of ``batch_size`` rows.
+
+        ``training``: BatchNorm cannot train on a batch of one, so a trailing single row is dropped.
+        """
+        n = len(self)
+        stop = n - 1 if training and n % batch_size == 1 and n > 1 else n
+        return [(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
+
+    def batch(self, start: int, stop: int) -> tuple[dict[str, Tensor], Tensor]:
+        """The inputs and labels of rows ``[start, stop)``."""
+        return self.slice(start, stop), self.labels[start:stop]
+
+    def in_split_order(self, outputs: Tensor) -> Tensor:
+        """Per-row outputs of :meth:`batch_ranges`' batches, concatenated, in the split's row order."""
+        return outputs
+
+    def with_inputs(self, inputs: dict[str, Tensor]) -> TensorSplit:
+        """The same rows and labels with other per-row inputs (e.g. a modality removed)."""
+        return TensorSplit(inputs, self.labels)
+
     def take(self, index: Tensor) -> TensorSplit:
         """A new split holding the rows ``index`` (one gather per tensor)."""
         return TensorSplit(

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from mmbench.errors import UsageError
 from mmbench.metrics import primary_score
 from mmbench.protocol import modality_dropout_rates
+from mmbench.training.dialogue import DialogueSplit
 from mmbench.training.losses import inverse_frequency_weights, make_loss
 from mmbench.training.tensors import TensorSplit
 
@@ -142,6 +143,13 @@ class Trainer:
             return torch.multinomial(w, n, replacement=True, generator=generator)
         return torch.randperm(n, generator=generator)
 
+    def _epoch_data(self, train: TensorSplit, generator: torch.Generator) -> TensorSplit:
+        """The training rows of one epoch in their shuffled order (whole dialogues stay together)."""
+        if isinstance(train, DialogueSplit):
+            return train.take_dialogues(torch.randperm(train.n_dialogues, generator=generator))
+        order = self._epoch_order(train.labels, generator).to(train.labels.device)
+        return train.take(order)
+
     def _dropout_rates(self) -> dict[str, float] | None:
         """The per-modality dropout probabilities of a mapping ``train.modality_dropout``, checked
         against this run's modalities; ``None`` for the single-probability form."""
@@ -204,10 +212,10 @@ class Trainer:
         """Logits for a whole split in large batches (eval mode, no autograd)."""
         self.model.eval()
         out = []
-        for start in range(0, len(split), self.eval_batch_size):
+        for start, stop in split.batch_ranges(self.eval_batch_size):
             with self._autocast():
-                out.append(self.forward(split.slice(start, start + self.eval_batch_size)).float())
-        return torch.cat(out) if out else torch.empty(0, self.num_classes)
+                out.append(self.forward(split.batch(start, stop)[0]).float())
+        return split.in_split_order(torch.cat(out)) if out else torch.empty(0, self.num_classes)
 
     def predict(self, split: TensorSplit) -> np.ndarray:
         return self.predict_logits(split).argmax(dim=1).cpu().numpy()
@@ -248,30 +256,27 @@ class Trainer:
         for epoch in range(1, int(cfg["max_epochs"]) + 1):
             self.model.train()
             t0 = time.perf_counter()
-            order = self._epoch_order(train.labels, generator).to(train.labels.device)
-            epoch_data = train.take(order)
-            n = len(epoch_data)
-            # BatchNorm cannot train on a batch of one: drop a trailing single row.
-            stop = n - 1 if n % batch_size == 1 and n > 1 else n
+            epoch_data = self._epoch_data(train, generator)
+            # BatchNorm cannot train on a batch of one: a trailing single row is dropped.
+            ranges = epoch_data.batch_ranges(batch_size, training=True)
             running = torch.zeros((), device=self.device)
             steps = 0
             optimizer.zero_grad(set_to_none=True)
-            for i, start in enumerate(range(0, stop, batch_size)):
-                end = min(start + batch_size, stop)
-                batch = epoch_data.slice(start, end)
-                target = epoch_data.labels[start:end]
+            sizes = [b - a for a, b in ranges]
+            for i, (start, end) in enumerate(ranges):
+                batch, target = epoch_data.batch(start, end)
                 self._modality_dropout(batch, generator)
                 with self._autocast():
                     loss = criterion(self.forward(batch).float(), target)
                 # Each batch's mean loss weighted by its share of its accumulation group's rows: the
                 # group's gradient is that of the mean loss over the group, also for the epoch's last,
                 # shorter group (fewer or smaller batches), which 1/accum would scale down.
-                group_start = (i // accum) * accum * batch_size
-                group_rows = min(group_start + accum * batch_size, stop) - group_start
+                group = i // accum
+                group_rows = sum(sizes[group * accum : (group + 1) * accum])
                 scaler.scale(loss * ((end - start) / group_rows)).backward()
                 running += loss.detach()
                 steps += 1
-                if (i + 1) % accum == 0 or end >= stop:
+                if (i + 1) % accum == 0 or i == len(ranges) - 1:
                     if clip > 0:
                         scaler.unscale_(optimizer)
                         nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -281,7 +286,7 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             step_seconds += time.perf_counter() - t0
-            samples_seen += stop
+            samples_seen += sum(b - a for a, b in ranges)
             train_loss = float(running) / max(steps, 1)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(epoch, train_loss)

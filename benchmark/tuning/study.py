@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbench.errors import RunFailed, UsageError
+from mmbench.runner.context import single_context
 from mmbench.runner.run import Prepared, Reporter, RunRequest, SilentReporter
 from mmbench.tuning.space import (
     SearchSpace,
@@ -153,6 +154,8 @@ class TuneSetup:
     device: str
     progress: Reporter = field(default_factory=SilentReporter)
     guard: InterruptGuard = field(default_factory=InterruptGuard)
+    #: The dialogue context model tuned with the fusion (its search space joins the fusion's).
+    context: str = "none"
 
     @property
     def fixed(self) -> dict[str, Any]:
@@ -168,6 +171,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
     import optuna
     import torch
 
+    from mmbench.runner.context import suggest_context, tuning_context
     from mmbench.runner.run import fit_run, is_out_of_memory
     from mmbench.training import tensors as tensor_mod
 
@@ -175,6 +179,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
     dev_t = torch.device(setup.device)
     # Only train and dev are built: tuning never touches a test row.
     tensors = {s: tensor_mod.split_tensors(prep.data, s, dev_t) for s in ("train", "dev")}
+    context_plugin, tensors = tuning_context(prep, setup.context, tensors)
     spec = prep.data.input_spec()
     fixed, defaults = setup.fixed, setup.defaults
     metric = prep.protocol["metric"]
@@ -190,6 +195,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
             fusion_values, train_values = suggest_all(space_trial, plugin)
             params = plugin.resolve_params({**fusion_values, **fixed})
             plugin.validate(spec, params)
+            ctx = (context_plugin, suggest_context(prep, context_plugin, trial, is_default))
         except UsageError as exc:
             _fail(trial, f"invalid parameters: {exc}")
         trial.set_user_attr("fusion_params", params)
@@ -207,7 +213,7 @@ def make_objective(setup: TuneSetup) -> Callable[[Any], float]:
         setup.guard.training = True
         try:
             outcome = fit_run(
-                prep, plugin, spec, params, setup.seed, dev_t, tensors, reporter, run_info, train_values
+                prep, plugin, spec, params, setup.seed, dev_t, tensors, reporter, run_info, train_values, ctx
             )
         except optuna.TrialPruned:
             raise
@@ -304,7 +310,8 @@ def tune(
     check_space(space, plugin, request.fusion)
     prep = prepare(request.run, registry, reporter)
     seed = request.seed if request.seed is not None else tuning_seed(list(prep.protocol["seeds"]))
-    setup = TuneSetup(prep, request.fusion, plugin, space, seed, device, reporter)
+    context = single_context(request.run.contexts)
+    setup = TuneSetup(prep, request.fusion, plugin, space, seed, device, reporter, context=context)
     # Unknown --set fusion.* keys and defaults this data cannot use fail before any trial runs.
     plugin.validate(prep.data.input_spec(), plugin.resolve_params(setup.fixed))
     storage = open_storage(request.storage)
@@ -313,9 +320,8 @@ def tune(
     key = study_key(
         prep.protocol_fingerprint, prep.data.fingerprint, prep.protocol.get("data") or {}, encoders
     )
-    name = request.study_name or study_name_for(
-        request.run.dataset, request.fusion, prep.protocol_fingerprint, key
-    )
+    method = request.fusion if context == "none" else f"{request.fusion}+{context}"
+    name = request.study_name or study_name_for(request.run.dataset, method, prep.protocol_fingerprint, key)
     attrs = {
         "dataset": request.run.dataset,
         "data_name": prep.data.name,

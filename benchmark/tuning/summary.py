@@ -22,6 +22,7 @@ def _trial_row(t: Any) -> dict[str, Any]:
         "default": bool(t.user_attrs.get(DEFAULT_ATTR)),
         "params": dict(t.params),
         "fusion_params": t.user_attrs.get("fusion_params"),
+        "context_params": t.user_attrs.get("context_params"),
         "train_params": t.user_attrs.get("train_params"),
         "best_epoch": t.user_attrs.get("best_epoch"),
         "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),

@@ -16,6 +16,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from mmbench.runner.methods import record_method
+
 Kind = Literal["name", "value", "efficiency"]
 
 
@@ -107,7 +109,7 @@ def results_table(
     ]
     rows = []
     for row in summary:
-        recs = [r for r in records if r["fusion"] == row["fusion"] and r.get("status") == "ok"]
+        recs = [r for r in records if record_method(r) == row["fusion"] and r.get("status") == "ok"]
         params = recs[0]["efficiency"]["params"] if recs else 0
         secs = sum(r["efficiency"]["train_seconds"] for r in recs) / max(len(recs), 1)
         rows.append(

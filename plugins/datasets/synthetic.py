@@ -18,6 +18,8 @@ is derived from the label):
   a little above chance (two of eight classes told apart). A pure three-way interaction (a
   parity over all three modalities) was tried and is not learnt by the built-in fusions within
   the protocol's budget, which would make the preset useless for comparing them.
+* ``context`` (conversations, :func:`generate_context`): an utterance's label may be the previous
+  utterance's (emotion inertia or contagion); only a dialogue context model can learn those.
 * ``mixed`` (default): text carries the label weakly, audio ``b0``, visual ``b1``, and ``b2`` is
   the xor of a text bit and an audio bit; visual also holds a faint copy of the label.
 
@@ -129,15 +131,16 @@ def generate(
     ``speaker_offset`` and ``feature_noise`` default to 0.5 and 1.0 for the utterance-level
     presets and to :func:`generate_alignment`'s own defaults for ``alignment``.
     """
-    if preset == "alignment":
+    if preset in ("alignment", "context"):
         extra = {"speaker_offset": speaker_offset, "feature_noise": feature_noise}
-        return generate_alignment(
-            n_samples, generator_seed, **{k: v for k, v in extra.items() if v is not None}
-        )
+        make = generate_alignment if preset == "alignment" else generate_context
+        return make(n_samples, generator_seed, **{k: v for k, v in extra.items() if v is not None})
     speaker_offset = 0.5 if speaker_offset is None else speaker_offset
     feature_noise = 1.0 if feature_noise is None else feature_noise
     if preset not in PRESETS:
-        raise UsageError(f"data.preset must be one of {', '.join(PRESETS)}, alignment; got {preset!r}")
+        raise UsageError(
+            f"data.preset must be one of {', '.join(PRESETS)}, alignment, context; got {preset!r}"
+        )
     if not isinstance(n_samples, int) or n_samples < 200:
         raise UsageError(f"data.n_samples must be an integer of at least 200, got {n_samples!r}")
     rng = np.random.default_rng(generator_seed)
@@ -294,6 +297,130 @@ def generate_alignment(
     )
 
 
+# ------------------------------------------------------ conversation variant: context
+CONTEXT_CLASS_NAMES = ["neu", "sad", "ang", "hap"]
+CONTEXT_OPTIONS = {"dim", "context_rate", "min_turns", "max_turns", "switch_rate"}
+
+
+def _conversation(
+    rng: np.random.Generator, turns: int, switch_rate: float, context_rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One dialogue's parties (0/1), labels and context flags, utterance by utterance."""
+    party = np.zeros(turns, dtype=np.int64)
+    labels = np.zeros(turns, dtype=np.int64)
+    dependent = np.zeros(turns, dtype=bool)
+    for t in range(turns):
+        if t:
+            party[t] = party[t - 1] ^ int(rng.random() < switch_rate)
+        if t and not dependent[t - 1] and rng.random() < context_rate:
+            # Emotion inertia (same speaker as before) or contagion (the other party): the label is
+            # the previous utterance's, which the utterance itself does not show.
+            dependent[t], labels[t] = True, labels[t - 1]
+        else:
+            labels[t] = rng.integers(len(CONTEXT_CLASS_NAMES))
+    return party, labels, dependent
+
+
+def generate_context(
+    n_samples: int = 4000,
+    generator_seed: int = 20240,
+    dim: int = 16,
+    context_rate: float = 0.4,
+    min_turns: int = 4,
+    max_turns: int = 24,
+    switch_rate: float = 0.7,
+    speaker_offset: float = 0.5,
+    feature_noise: float = 0.5,
+) -> MultimodalData:
+    """Conversation variant (``preset=context``): a label that only the dialogue reveals.
+
+    Dialogues of ``min_turns..max_turns`` utterances between the two speakers of one session
+    (IEMOCAP's layout, so the split by session is a split by dialogue); the speaker changes with
+    probability ``switch_rate`` at each turn. 4 balanced classes (``neu``, ``sad``, ``ang``, ``hap``).
+    An utterance that follows a self-contained one is *context-dependent* with probability
+    ``context_rate``: its label is the previous utterance's label (emotion inertia when the same
+    speaker spoke before, contagion when the other party did), and its own features carry a random
+    class code instead of its label, plus a cue (in audio) that it is a reaction. Self-contained
+    utterances show their label in text (and faintly in visual). So a model that classifies each
+    utterance alone stays at chance (0.25) on the context-dependent utterances, and a context model
+    that reads the previous utterance can classify them. ``meta["context_dependent"]`` (bool
+    ``[N]``) and ``meta["inertia"]`` (bool ``[N]``, same speaker as the previous utterance) mark them.
+    """
+    if not isinstance(n_samples, int) or n_samples < 200:
+        raise UsageError(f"data.n_samples must be an integer of at least 200, got {n_samples!r}")
+    if not isinstance(dim, int) or dim < 16:
+        raise UsageError(f"data.dim must be an integer of at least 16, got {dim!r}")
+    if not isinstance(min_turns, int) or not isinstance(max_turns, int) or not 2 <= min_turns <= max_turns:
+        raise UsageError(
+            f"data.min_turns/max_turns must be integers with 2 <= min <= max, got {min_turns}, {max_turns}"
+        )
+    for key, value in (("context_rate", context_rate), ("switch_rate", switch_rate)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise UsageError(f"data.{key} must be a probability in [0, 1], got {value!r}")
+    rng = np.random.default_rng(generator_seed)
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("speaker", "labels", "dependent", "dialogue", "pos")
+    }
+    n, d = 0, 0
+    while n < n_samples:
+        turns = int(min(rng.integers(min_turns, max_turns + 1), n_samples - n))
+        session = int(rng.integers(N_SPEAKERS // 2))
+        party, labels, dependent = _conversation(rng, turns, switch_rate, context_rate)
+        first = int(rng.integers(2))
+        parts["speaker"].append(2 * session + (party ^ first))
+        parts["labels"].append(labels)
+        parts["dependent"].append(dependent)
+        parts["dialogue"].append(np.full(turns, d))
+        parts["pos"].append(np.arange(turns))
+        n, d = n + turns, d + 1
+    speakers = np.concatenate(parts["speaker"])
+    labels = np.concatenate(parts["labels"]).astype(np.int64)
+    dependent = np.concatenate(parts["dependent"])
+    dialogue = np.concatenate(parts["dialogue"])
+    shown = np.where(dependent, rng.integers(len(CONTEXT_CLASS_NAMES), size=n), labels)
+    codes = {
+        "text": [(shown, 4, 0.8)],
+        "audio": [(dependent.astype(np.int64), 2, 0.5)],
+        "visual": [(shown, 4, 3.0)],
+    }
+    modalities: dict[str, dict[str, np.ndarray]] = {}
+    for mod, streams in alignment_streams(dim).items():
+        width = sum(streams.values())
+        latent = np.concatenate(
+            [
+                rng.normal(size=(v, LATENT))[c] + noise * rng.normal(size=(n, LATENT))
+                for c, v, noise in codes[mod]
+            ],
+            axis=1,
+        )
+        feats = observe(latent, width, speakers, speaker_offset, feature_noise, rng)
+        modalities[mod] = split_streams(feats.astype(np.float32), streams)
+    splits, groups = session_split(speakers)
+    groups["dialogue"] = np.array([f"dia{i:04d}" for i in dialogue])
+    previous_same = np.zeros(n, dtype=bool)
+    previous_same[1:] = (speakers[1:] == speakers[:-1]) & (dialogue[1:] == dialogue[:-1])
+    return MultimodalData(
+        name="synthetic",
+        modalities=modalities,
+        labels=labels,
+        class_names=list(CONTEXT_CLASS_NAMES),
+        splits=splits,
+        groups=groups,
+        ids=[f"syn{i:05d}" for i in range(n)],
+        positions=np.concatenate(parts["pos"]).astype(np.int64),
+        meta={
+            "source": (
+                f"synthetic(preset=context, n_samples={n_samples}, seed={generator_seed}, dim={dim}, "
+                f"context_rate={context_rate})"
+            ),
+            "split_scheme": "by session (whole dialogues): train Ses01-03, dev Ses04, test Ses05",
+            "preset": "context",
+            "context_dependent": dependent,
+            "inertia": dependent & previous_same,
+        },
+    )
+
+
 class SyntheticDataset(DatasetPlugin):
     """Embedded default dataset; options come from the protocol's ``data`` section."""
 
@@ -301,6 +428,8 @@ class SyntheticDataset(DatasetPlugin):
         allowed = {"preset", "n_samples", "generator_seed", "speaker_offset", "feature_noise"}
         if options.get("preset") == "alignment":
             allowed |= ALIGN_OPTIONS
+        if options.get("preset") == "context":
+            allowed |= CONTEXT_OPTIONS
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise UsageError(
@@ -309,4 +438,6 @@ class SyntheticDataset(DatasetPlugin):
             )
         if options.get("preset") == "alignment":
             return generate_alignment(**{k: v for k, v in options.items() if k != "preset"})
+        if options.get("preset") == "context":
+            return generate_context(**{k: v for k, v in options.items() if k != "preset"})
         return generate(**options)

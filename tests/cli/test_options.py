@@ -42,6 +42,8 @@ VARIANTS = {
     "--force": "each command redraws or overwrites its own outputs",
     "--strict": "extract: a clip that cannot be extracted; leaderboard: a damaged record (skipped otherwise)",
     "--workers": "extract: threads of the numpy extractors; sweep/tune: cells or study workers at once",
+    "--context": "run/sweep: context models crossed with the fusions; tune: the one tuned with the fusion; "
+    "bench: time context models instead of the bare-loop comparison",
 }
 
 

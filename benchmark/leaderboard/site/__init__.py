@@ -104,9 +104,14 @@ def _right(head: str) -> bool:
     return _numeric(head) and head != "vs best"
 
 
+def _fusion(row: Row) -> str:
+    """The fusion of a row (its label may add ``+ context``)."""
+    return str((row.records or row.failed)[0]["fusion"])
+
+
 def _row_attrs(row: Row) -> str:
     return (
-        f' data-fusion="{esc(row.fusion)}" data-context="{esc(context_label(row.records[0]))}"'
+        f' data-fusion="{esc(_fusion(row))}" data-context="{esc(context_label(row.records[0]))}"'
         f' data-encoders="{esc(row.encoders)}"'
     )
 
@@ -182,7 +187,7 @@ def robustness_table(group: Group) -> str | None:
 # ---------------------------------------------------------------- pages
 def _filters(group: Group) -> str:
     kinds = (
-        ("fusion", "fusion", sorted({r.fusion for r in group.rows})),
+        ("fusion", "fusion", sorted({_fusion(r) for r in group.rows})),
         ("context", "context model", sorted({context_label(r.records[0]) for r in group.rows})),
         ("encoders", "encoders", sorted({r.encoders for r in group.rows})),
     )
