@@ -53,8 +53,8 @@ def test_context_record_names_the_method_and_its_parameters(tmp_path):
     assert ctx["fusion"] == "concat" and "__concat+dialoguernn__" in ctx["_path"]
     assert ctx["params_tag"] != none["params_tag"]
     assert ctx["protocol_fingerprint"] == none["protocol_fingerprint"]  # same table, other rows
-    y_true, y_pred = load_predictions(ctx)
-    assert len(y_pred) == ctx["n_test"]  # metrics per utterance, in the split's order
+    pred = load_predictions(ctx)
+    assert len(pred.y_pred) == ctx["n_test"]  # metrics per utterance, in the split's order
 
 
 def test_context_model_on_data_without_dialogues_is_a_usage_error(tmp_path):
@@ -89,8 +89,8 @@ def test_synthetic_context_preset_needs_a_context_model(tmp_path):
     assert 40 < dependent.sum() < len(dependent) - 40
     acc = {}
     for rec in records:
-        y_true, y_pred = load_predictions(rec)
-        acc[rec["context"]["name"]] = float((y_true == y_pred)[dependent].mean())
+        pred = load_predictions(rec)
+        acc[rec["context"]["name"]] = float((pred.y_true == pred.y_pred)[dependent].mean())
     assert acc["none"] < 0.40, acc
     for name in ("bigru", "transformer", "dialoguernn"):
         assert acc[name] >= acc["none"] + 0.25, acc
