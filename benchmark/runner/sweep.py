@@ -299,7 +299,7 @@ class SweepRequest:
     encoders: dict[str, str] = field(default_factory=dict)
     max_epochs: int | None = None
     device: str = "auto"
-    #: ``--precision`` and ``--compile``: numerics of every cell (recorded, not fingerprinted).
+    #: ``--precision`` and ``--compile``: numerics of every cell (recorded and fingerprinted).
     precision: str = "auto"
     compile: bool = False
     out_dir: Path = Path("runs")

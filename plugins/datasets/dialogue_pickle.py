@@ -247,6 +247,20 @@ def held_out_groups(groups: Sequence[str], fraction: float, strata: Sequence[str
     return chosen
 
 
+#: Spellings of split names in split columns and file names, mapped to train/dev/test.
+SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "dev": "dev",
+    "val": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "development": "dev",
+    "test": "test",
+    "testing": "test",
+}
+
+
 def fallback_split(
     labels: np.ndarray,
     groups: np.ndarray | None,

@@ -36,6 +36,7 @@ from mmbench.contracts import DatasetPlugin
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, UsageError
 from mmbench.plugins.datasets.dialogue_pickle import (
+    SPLIT_WORDS,
     dialogue_positions,
     fallback_split,
     finish,
@@ -121,17 +122,6 @@ PICKLE_FORMATS = {
 PICKLE_LABELS = ("neu", "sur", "fea", "sad", "hap", "dis", "ang")
 OFFICIAL_TRAIN_DIALOGUES, OFFICIAL_DEV_DIALOGUES = 1039, 114
 CSV_COLUMNS = ("Utterance", "Emotion", "Dialogue_ID", "Utterance_ID")
-SPLIT_WORDS = {
-    "train": "train",
-    "training": "train",
-    "dev": "dev",
-    "val": "dev",
-    "valid": "dev",
-    "validation": "dev",
-    "development": "dev",
-    "test": "test",
-    "testing": "test",
-}
 HELP = (
     "Expected: a folder with MELD's official CSVs (train_sent_emo.csv, dev_sent_emo.csv, "
     "test_sent_emo.csv), a spreadsheet (.xlsx or .csv; columns Utterance, V1, V3, V4, Emotion, "

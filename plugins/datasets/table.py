@@ -41,6 +41,7 @@ from mmbench.contracts import DatasetPlugin
 from mmbench.data import SPLITS, MultimodalData
 from mmbench.errors import DataError, UsageError
 from mmbench.formats.values import VALUE_LIMIT, standardize_train_only
+from mmbench.plugins.datasets.dialogue_pickle import SPLIT_WORDS
 
 OPTIONS = {
     "label_column",
@@ -58,17 +59,6 @@ OPTIONS = {
     "allow_duplicates",
 }
 SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".parquet")
-SPLIT_WORDS = {
-    "train": "train",
-    "training": "train",
-    "dev": "dev",
-    "val": "dev",
-    "valid": "dev",
-    "validation": "dev",
-    "development": "dev",
-    "test": "test",
-    "testing": "test",
-}
 HELP = (
     "Expected: a folder with one file per split (names containing train, dev/val/valid, test) or one "
     "file with a split column; .csv, .tsv, .xlsx or .parquet; options data.label_column (required), "
