@@ -431,9 +431,9 @@ class ContextPlugin:
     """Builds a dialogue context model: per-utterance representations -> context-aware ones.
 
     Under a context model a run batches whole dialogues. The fusion model is built with
-    ``spec.num_classes`` set to the context model's ``utterance_dim`` parameter, so its output
+    ``spec.num_outputs`` set to the context model's ``utterance_dim`` parameter, so its output
     ``[n, utterance_dim]`` is the fused representation of each utterance (the *output-width seam*:
-    every fusion already maps its inputs to ``spec.num_classes`` values, so no fusion needs to
+    every fusion already maps its inputs to ``spec.num_outputs`` values, so no fusion needs to
     change). The utterances are placed into padded dialogues ``[B, T, utterance_dim]``; the module
     that :meth:`build` returns maps ``forward(x, mask, speaker)`` to ``[B, T, out_dim]``:
 

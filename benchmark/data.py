@@ -2,9 +2,9 @@
 
 ``MultimodalData`` holds named modalities, each made of one or more feature streams (for example
 ``audio`` = ``V1`` 512 + ``V3`` 25 + ``V4`` 25), optional raw text still to be encoded, integer
-labels with class names, the dataset's own train/dev/test split, group ids (speaker, dialogue,
-session) and a content fingerprint. It is numpy-only so that loading and inspecting data never
-needs torch.
+labels with class names (or a real-valued regression target), the dataset's own train/dev/test
+split, group ids (speaker, dialogue, session) and a content fingerprint. It is numpy-only so that
+loading and inspecting data never needs torch.
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ class ModalitySpec:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Everything a fusion needs to build itself: modality shapes and the class count.
+    """Everything a fusion needs to build itself: modality shapes and the output width.
+
+    ``num_outputs`` is the number of classes of a classification task, or 1 for a regression task
+    (``mmbench.tasks``): a fusion maps a batch to ``[B, num_outputs]``. ``num_classes`` is the same
+    number under its older name.
 
     A batch handed to the model is ``dict[str, Tensor]`` keyed by modality name: ``[B, D]`` for
     utterance-level modalities, ``[B, T, D]`` for sequences, the latter with a boolean
@@ -61,7 +65,12 @@ class InputSpec:
     """
 
     modalities: tuple[ModalitySpec, ...]
-    num_classes: int
+    num_outputs: int
+
+    @property
+    def num_classes(self) -> int:
+        """The output width (``num_outputs``), by the name fusions written for classification use."""
+        return self.num_outputs
 
     @property
     def names(self) -> list[str]:
@@ -106,8 +115,9 @@ class MultimodalData:
     Attributes:
         name: dataset name (the plugin's registry name).
         modalities: modality -> stream name -> float32 array ``[N, D]`` or ``[N, T, D]``.
-        labels: int64 array ``[N]`` of class indices into ``class_names``.
-        class_names: the class set, in label order.
+        labels: int64 array ``[N]`` of class indices into ``class_names``; for a regression task
+            a float array ``[N]`` of targets (float32 when validated).
+        class_names: the class set, in label order (empty for a regression task).
         splits: ``train``/``dev``/``test`` -> int64 sample indices; disjoint.
         groups: group kind (``speaker``, ``dialogue``, ``session``) -> array ``[N]`` of group ids.
         raw: modality -> list of raw strings still to be encoded (e.g. utterance text).
@@ -120,6 +130,10 @@ class MultimodalData:
         in_model: modality -> ``{"encoder", "options", "dim", "sequence", "lr", "tokens"}`` for
             modalities whose encoder is trained inside the fusion model; ``tokens`` maps a name
             to an int64 array ``[N, T]`` (see ``EncoderPlugin.in_model``).
+        task: ``"classification"`` (default) or ``"regression"`` (``mmbench.tasks``).
+        target_range: a regression target's bounds ``(low, high)``, e.g. ``(-3.0, 3.0)`` for
+            CMU-MOSI/MOSEI sentiment, ``(-1.0, 1.0)`` for CH-SIMS; chooses the accuracies reported
+            beside MAE and correlation. ``None``: unbounded (MAE and correlation only).
     """
 
     name: str
@@ -134,6 +148,8 @@ class MultimodalData:
     meta: dict[str, Any] = field(default_factory=dict)
     in_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     positions: np.ndarray | None = None
+    task: str = "classification"
+    target_range: tuple[float, float] | None = None
     _fingerprint: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +166,11 @@ class MultimodalData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def num_outputs(self) -> int:
+        """The width of a fusion's output: the number of classes, or 1 for a regression target."""
+        return 1 if self.task == "regression" else self.num_classes
 
     @property
     def modality_names(self) -> list[str]:
@@ -177,7 +198,7 @@ class MultimodalData:
             stream = (StreamSpec(str(info["encoder"]), int(info["dim"])),)
             seq = bool(info["sequence"])
             mods.append(ModalitySpec(name=name, streams=stream, sequence=seq, max_len=steps if seq else 1))
-        return InputSpec(modalities=tuple(mods), num_classes=self.num_classes)
+        return InputSpec(modalities=tuple(mods), num_outputs=self.num_outputs)
 
     def concatenated(self, modality: str) -> np.ndarray:
         """The modality's streams concatenated along the feature axis (float32)."""
@@ -200,7 +221,11 @@ class MultimodalData:
     def compute_fingerprint(self) -> str:
         h = hashlib.blake2b(digest_size=16)
         h.update(repr(self.class_names).encode())
-        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        if self.task == "regression":  # only then, so classification fingerprints stay unchanged
+            h.update(f"regression{self.target_range}".encode())
+            h.update(np.ascontiguousarray(self.labels, dtype=np.float32).tobytes())
+        else:
+            h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
         for split in SPLITS:
             h.update(split.encode())
             h.update(np.ascontiguousarray(self.splits.get(split, []), dtype=np.int64).tobytes())
@@ -225,14 +250,7 @@ class MultimodalData:
         n = self.n
         if n == 0:
             raise DataError("the dataset has no samples", path=src)
-        labels = np.asarray(self.labels)
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise DataError("labels must be a 1-D integer array", path=src)
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise DataError(
-                f"labels must lie in [0, {self.num_classes}) for classes {self.class_names}",
-                path=src,
-            )
+        labels = self._validate_labels(src)
         if not self.modalities and not self.raw:
             raise DataError("the dataset has no modalities", path=src)
         for mod, streams in self.modalities.items():
@@ -270,7 +288,7 @@ class MultimodalData:
             seen[idx] = True
             self.splits[split] = idx
         train_classes = set(np.unique(labels[self.splits["train"]]).tolist())
-        for split in ("dev", "test"):
+        for split in ("dev", "test") if self.task == "classification" else ():
             missing = sorted(set(np.unique(labels[self.splits[split]]).tolist()) - train_classes)
             if missing:
                 names = [self.class_names[i] for i in missing]
@@ -281,6 +299,47 @@ class MultimodalData:
         if self.positions is not None:
             self._validate_positions(src)
         return self
+
+    def _validate_labels(self, src: str) -> np.ndarray:
+        """Class indices into ``class_names``, or finite float targets inside ``target_range``."""
+        labels = np.asarray(self.labels)
+        if self.task not in ("classification", "regression"):
+            raise DataError(f"task must be 'classification' or 'regression', got {self.task!r}", path=src)
+        if self.task == "regression":
+            if labels.ndim != 1 or not (
+                np.issubdtype(labels.dtype, np.floating) or np.issubdtype(labels.dtype, np.integer)
+            ):
+                raise DataError("regression targets must be a 1-D array of numbers", path=src)
+            labels = labels.astype(np.float32)
+            if not np.isfinite(labels).all():
+                raise DataError(
+                    "a regression target is NaN or inf", path=src, row=int(np.argmin(np.isfinite(labels)))
+                )
+            if self.target_range is not None:
+                low, high = (float(v) for v in self.target_range)
+                if not low < high:
+                    raise DataError(
+                        f"target_range must be (low, high) with low < high, got {self.target_range}", path=src
+                    )
+                outside = (labels < low) | (labels > high)
+                if outside.any():
+                    row = int(np.argmax(outside))
+                    raise DataError(
+                        f"regression target {labels[row]:g} lies outside target_range [{low:g}, {high:g}]",
+                        path=src,
+                        row=row,
+                    )
+                self.target_range = (low, high)
+            self.labels = labels
+            return labels
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError("labels must be a 1-D integer array", path=src)
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise DataError(
+                f"labels must lie in [0, {self.num_classes}) for classes {self.class_names}",
+                path=src,
+            )
+        return labels
 
     def _validate_positions(self, src: str) -> None:
         """Positions need dialogue ids; each (dialogue, position) pair names one utterance."""

@@ -1,6 +1,6 @@
-"""Classification metrics computed from a confusion matrix (numpy only, no sklearn needed).
+"""Classification and regression metrics (numpy only, no sklearn needed).
 
-Definitions match scikit-learn's:
+Classification metrics come from a confusion matrix. Definitions match scikit-learn's:
 
 * per-class precision/recall/F1 with 0 where undefined;
 * ``accuracy`` = ``weighted_accuracy`` (WA): the share of correct samples, i.e. per-class recall
@@ -13,6 +13,23 @@ Definitions match scikit-learn's:
   (``f1_score(average="macro")``). A class with neither a true nor a predicted sample in the split
   has no F1: it is left out of the mean and shown as "–" (not 0) in per-class tables, so that the
   macro F1 is exactly the mean of the per-class numbers shown. ``class_present`` tells which.
+
+Regression metrics (``regression_metrics``) are those of multimodal sentiment analysis, defined as in
+MMSA (``thuiar/MMSA``, ``utils/metricsTop.py``) on a real-valued target:
+
+* ``mae``: mean absolute error; ``corr``: Pearson correlation of predictions and targets;
+* on the CMU-MOSI/MOSEI scale [-3, 3] (and any range around 0), Acc-2 in both conventions the
+  literature reports: ``acc2_has0``/``f1_has0`` (negative vs non-negative, every sample) and
+  ``acc2_non0``/``f1_non0`` (negative vs positive, samples whose target is 0 left out); F1 is the
+  support-weighted F1 of the two classes (``f1_score(average="weighted")``);
+* on [-3, 3]: ``acc5``/``acc7``, predictions and targets clipped to [-2, 2]/[-3, 3] and rounded
+  (numpy's round-half-to-even, as MMSA) before comparing;
+* on CH-SIMS's [-1, 1]: MMSA's bin accuracies ``acc2`` (bins (-1, 0], (0, 1]), ``acc3`` (cuts
+  at -0.1, 0.1), ``acc5`` (cuts at -0.7, -0.1, 0.1, 0.7) on clipped values, and ``f1`` (weighted
+  F1 of the two ``acc2`` bins).
+
+A metric that is undefined on the given values (``corr`` of a constant; the ``non0`` pair when
+every target is 0) is ``None``.
 """
 
 from __future__ import annotations
@@ -95,17 +112,97 @@ def class_present(cm: list[list[int]] | np.ndarray) -> np.ndarray:
     return (cm.sum(axis=1) > 0) | (cm.sum(axis=0) > 0)
 
 
-def split_metric(metrics: dict[str, Any], name: str) -> float:
+def split_metric(metrics: dict[str, Any], name: str) -> float | None:
     """``metrics[name]`` of one split of a record, derived for records written before the key existed.
 
     ``weighted_accuracy`` is ``accuracy``; ``unweighted_accuracy`` is the mean recall over the classes
-    with test support, from the record's ``per_class`` table. Raises ``KeyError`` when neither exists.
+    with test support, from the record's ``per_class`` table. ``None`` for a regression metric that
+    was undefined (see ``regression_metrics``). Raises ``KeyError`` when neither exists.
     """
     if name in metrics:
-        return float(metrics[name])
+        return None if metrics[name] is None else float(metrics[name])
     if name == "weighted_accuracy":
         return float(metrics["accuracy"])
     if name == "unweighted_accuracy":
         recalls = [c["recall"] for c in metrics["per_class"].values() if c["support"] > 0]
         return float(np.mean(recalls)) if recalls else 0.0
     raise KeyError(name)
+
+
+# ----------------------------------------------------------------------------- regression
+#: MMSA's CH-SIMS bin edges on [-1, 1]: a value ``x`` falls in bin ``i`` when
+#: ``edges[i] < x <= edges[i + 1]`` (the outer edges lie beyond the clipped range).
+SIMS_BINS = {
+    "acc2": (-1.01, 0.0, 1.01),
+    "acc3": (-1.01, -0.1, 0.1, 1.01),
+    "acc5": (-1.01, -0.7, -0.1, 0.1, 0.7, 1.01),
+}
+
+
+def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """Pearson correlation; ``None`` when either side is constant (no correlation is defined)."""
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if len(t) < 2 or np.ptp(t) == 0 or np.ptp(p) == 0:
+        return None
+    return float(np.corrcoef(p, t)[0, 1])
+
+
+def _binary_scores(true_pos: np.ndarray, pred_pos: np.ndarray) -> tuple[float | None, float | None]:
+    """(accuracy, support-weighted F1) of two boolean arrays; ``(None, None)`` when empty."""
+    if len(true_pos) == 0:
+        return None, None
+    s = scores_from_confusion(confusion_matrix(true_pos.astype(np.int64), pred_pos.astype(np.int64), 2))
+    return s["accuracy"], s["weighted_f1"]
+
+
+def _bins(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    # searchsorted(side="left") gives the i with edges[i-1] < x <= edges[i]: bin i - 1.
+    return np.searchsorted(np.asarray(edges), values, side="left") - 1
+
+
+def regression_metric_names(target_range: tuple[float, float] | None) -> tuple[str, ...]:
+    """The metrics ``regression_metrics`` reports for targets in ``target_range`` (see module doc)."""
+    names: tuple[str, ...] = ("mae", "corr")
+    if target_range is None:
+        return names
+    low, high = float(target_range[0]), float(target_range[1])
+    if (low, high) == (-1.0, 1.0):
+        return (*names, "acc2", "acc3", "acc5", "f1")
+    if low < 0 < high:
+        names = (*names, "acc2_has0", "f1_has0", "acc2_non0", "f1_non0")
+    if (low, high) == (-3.0, 3.0):
+        names = (*names, "acc5", "acc7")
+    return names
+
+
+def regression_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, target_range: tuple[float, float] | None
+) -> dict[str, float | None]:
+    """MAE, Pearson correlation and the accuracies of ``regression_metric_names(target_range)``.
+
+    ``y_true``/``y_pred``: float ``[N]`` targets and predictions (the model's raw output, not
+    clipped: MMSA clips only for Acc-5/Acc-7 and the CH-SIMS bins). Raises ``ValueError`` for
+    arrays of different lengths or no sample.
+    """
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if t.shape != p.shape or len(t) == 0:
+        raise ValueError(f"regression metrics need equally long, non-empty arrays (got {t.shape}, {p.shape})")
+    names = regression_metric_names(target_range)
+    out: dict[str, float | None] = {"mae": float(np.mean(np.abs(p - t))), "corr": pearson(t, p)}
+    if "acc2_has0" in names:
+        out["acc2_has0"], out["f1_has0"] = _binary_scores(t >= 0, p >= 0)
+        nonzero = t != 0
+        out["acc2_non0"], out["f1_non0"] = _binary_scores(t[nonzero] > 0, p[nonzero] > 0)
+    if "acc7" in names:
+        for name, bound in (("acc5", 2.0), ("acc7", 3.0)):
+            rounded_p = np.round(np.clip(p, -bound, bound))
+            rounded_t = np.round(np.clip(t, -bound, bound))
+            out[name] = float(np.mean(rounded_p == rounded_t))
+    if "acc3" in names:  # the CH-SIMS family
+        tc, pc = np.clip(t, -1.0, 1.0), np.clip(p, -1.0, 1.0)
+        for name, edges in SIMS_BINS.items():
+            out[name] = float(np.mean(_bins(pc, edges) == _bins(tc, edges)))
+        out["f1"] = _binary_scores(_bins(tc, SIMS_BINS["acc2"]) == 1, _bins(pc, SIMS_BINS["acc2"]) == 1)[1]
+    return out

@@ -43,6 +43,7 @@ from pydantic import (
 
 from mmbench.errors import UsageError
 from mmbench.formats.safe_yaml import load_yaml
+from mmbench.tasks import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 #: Top-level keys that describe a run but change no result (not fingerprinted).
 ANNOTATION_KEYS = ("description",)
@@ -63,8 +64,10 @@ TOP_LEVEL_KEYS = {
     "context",
     "description",
 }
-#: Primary metrics a protocol may select on (and tune for); all "higher is better".
-METRICS = ("weighted_f1", "macro_f1", "accuracy", "unweighted_accuracy", "weighted_accuracy")
+#: Primary metrics a protocol may select on (and tune for): a classification metric (higher is
+#: better) or a regression metric (``mae`` lower is better); which ones fit the dataset is checked
+#: once it is loaded (``mmbench.tasks.Task.check_protocol``).
+METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
 
 
 def _read_yaml(path: Path | Any) -> dict[str, Any]:
@@ -285,7 +288,7 @@ class TrainConfig(BaseModel):
     scheduler: Literal["plateau", "none"]
     scheduler_factor: Factor | None = Field(default=None, description="a finite number in (0, 1]")
     scheduler_patience: Patience | None = Field(default=None, description=f"an integer in [0, {MAX_COUNT}]")
-    loss: Literal["cross_entropy", "focal"]
+    loss: Literal["cross_entropy", "focal", "l1", "mse"]
     imbalance: Literal["none", "class_weights", "oversample"]
     modality_dropout: Any = 0.0
 

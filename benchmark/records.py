@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from mmbench.errors import DataError
 
@@ -113,6 +113,51 @@ class SplitMetrics(_Part):
     confusion_matrix: list[list[int]] = Field(default_factory=list)
 
 
+#: A score that may be undefined (``None``): Pearson correlation of a constant, Acc-2 without a
+#: non-zero target.
+OptionalFraction = Annotated[float | None, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class RegressionMetrics(_Part):
+    """``metrics.dev`` / ``metrics.test`` of a regression task (``mmbench.metrics.regression_metrics``).
+
+    MAE is a finite non-negative number in the target's units; ``corr`` (Pearson) lies in [-1, 1];
+    the accuracies and F1 scores are fractions. Which accuracies a record holds depends on the
+    target range (CMU-MOSI/MOSEI: ``acc2_has0`` ... ``acc7``; CH-SIMS: ``acc2`` ... ``f1``).
+    """
+
+    mae: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    corr: Annotated[float | None, Field(ge=-1.0, le=1.0, allow_inf_nan=False)] = None
+    acc2_has0: OptionalFraction = None
+    f1_has0: OptionalFraction = None
+    acc2_non0: OptionalFraction = None
+    f1_non0: OptionalFraction = None
+    acc5: OptionalFraction = None
+    acc7: OptionalFraction = None
+    acc2: OptionalFraction = None
+    acc3: OptionalFraction = None
+    f1: OptionalFraction = None
+
+
+def _metrics_kind(value: Any) -> str:
+    # Split metrics holding an MAE are a regression task's; everything else is checked as classification.
+    return "regression" if isinstance(value, dict) and "mae" in value else "classification"
+
+
+#: One split's metrics: classification or regression, told apart by the ``mae`` key.
+AnySplitMetrics = Annotated[
+    Annotated[SplitMetrics, Tag("classification")] | Annotated[RegressionMetrics, Tag("regression")],
+    Discriminator(_metrics_kind),
+]
+
+
+class TaskInfo(_Part):
+    """The record's task (``mmbench.tasks``): ``classification`` or ``regression`` with its range."""
+
+    kind: str = Field(description="classification | regression")
+    target_range: list[float] | None = None
+
+
 class EpochLog(_Part):
     """One entry of ``history``: the epoch (1-based), its mean train loss, the dev metric, the lr."""
 
@@ -192,7 +237,9 @@ class RunRecord(_Part):
     dataset_fingerprint: str
     encoders: dict[str, EncoderInfo]
     class_names: list[str]
-    metrics: dict[str, SplitMetrics] = Field(description="dev and test; empty for a failed run")
+    metrics: dict[str, AnySplitMetrics] = Field(description="dev and test; empty for a failed run")
+    #: absent in records written before regression tasks: classification
+    task: TaskInfo | None = None
     best_epoch: int | None
     history: list[EpochLog]
     efficiency: Efficiency
@@ -256,7 +303,8 @@ def check_record(record: dict[str, Any], path: Path | str) -> dict[str, Any]:
         RunRecord.model_validate(record)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "record"
+        # Union members show up in the location ("metrics.test.regression.mae"): drop their tags.
+        key = ".".join(str(p) for p in err["loc"] if p not in ("classification", "regression")) or "record"
         given = "" if err["type"] == "missing" else f", got {err['input']!r}"[:200]
         message = err["msg"].removeprefix("Value error, ")
         raise DataError(f"not a valid mmbench run record: {key}: {message}{given}", path=path) from None

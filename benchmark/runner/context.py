@@ -120,4 +120,4 @@ def dialogue_model(
     utterance = attach_encoders(
         plugin.build(dataclasses.replace(spec, num_classes=width), params), data, registry
     )
-    return DialogueModel(utterance, context_plugin.build(width, context_params), spec.num_classes)
+    return DialogueModel(utterance, context_plugin.build(width, context_params), spec.num_outputs)

@@ -48,11 +48,13 @@ def plugin_failure(origin: dict[str, Any], stage: str, exc: BaseException) -> di
 
 
 def evaluate_outputs(
-    trainer: Any, tensors: dict, dev_t: Any, num_classes: int, origin: dict[str, Any]
+    trainer: Any, tensors: dict, dev_t: Any, num_outputs: int, origin: dict[str, Any]
 ) -> tuple[np.ndarray, Any, float] | dict[str, Any]:
-    """Dev predictions, test logits ``[N, C]`` and the test inference seconds; or the failure.
+    """Dev predictions ``[N]``, test outputs ``[N, num_outputs]`` and the test inference seconds; or
+    the failure.
 
-    The model's eval-mode outputs must be finite logits of shape ``[N, num_classes]``: NaN or inf
+    The model's eval-mode outputs must be finite, of shape ``[N, num_outputs]`` (logits, or one
+    regression value per sample; ``trainer.task`` turns them into predictions): NaN or inf
     (a model that breaks only in eval mode) or another shape fails the run instead of scoring it.
     """
     import torch
@@ -71,9 +73,9 @@ def evaluate_outputs(
         return plugin_failure(origin, "evaluation", exc)
     for split, logits in (("dev", dev_logits), ("test", test_logits)):
         n = len(tensors[split])
-        if tuple(logits.shape) != (n, num_classes):
+        if tuple(logits.shape) != (n, num_outputs):
             shape = tuple(logits.shape)
-            reason = f"returned logits of shape {shape} for the {split} split, expected ({n}, {num_classes})"
+            reason = f"returned logits of shape {shape} for the {split} split, expected ({n}, {num_outputs})"
         elif not bool(torch.isfinite(logits).all()):
             bad = int((~torch.isfinite(logits)).any(dim=1).sum())
             reason = f"returned NaN or inf logits in eval mode for {bad} of {n} {split} samples"
@@ -86,7 +88,7 @@ def evaluate_outputs(
             "plugin": origin["plugin"],
             "distribution": origin["distribution"],
         }
-    return dev_logits.argmax(dim=1).cpu().numpy(), test_logits, infer_s
+    return trainer.task.predictions(dev_logits).cpu().numpy(), test_logits, infer_s
 
 
 def check_fusions(prep: Any) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from mmbench.data import MultimodalData
 from mmbench.errors import PluginError, RunFailed, UsageError
 from mmbench.runner.faults import fusion_origin, plugin_failure
+from mmbench.tasks import task_of
 
 if TYPE_CHECKING:
     from mmbench.runner.run import Prepared, Reporter
@@ -115,7 +116,7 @@ def fit_run(
             model,
             train_cfg,
             protocol["metric"],
-            prep.data.num_classes,
+            task_of(prep.data),
             dev_t,
             precision=prep.request.precision,
             on_epoch_end=on_epoch,

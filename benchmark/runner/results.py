@@ -39,9 +39,12 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per fusion: n, and mean/std (sample std, ddof=1; 0 for one seed) of dev and test metrics.
 
     UA and WA of records written before they were stored are derived (``metrics.split_metric``).
+    The metrics are the task's (``Task.summary_metrics``); a metric undefined in some seeds (``None``,
+    e.g. the correlation of a constant prediction) is averaged over the seeds where it is defined.
     """
     from mmbench.metrics import split_metric
     from mmbench.runner.methods import record_method
+    from mmbench.tasks import task_from_record
 
     by_fusion: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
@@ -58,9 +61,11 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "dev": {},
             "records": [r.get("_path") for r in recs],
         }
+        names = task_from_record(ok[0]).summary_metrics if ok else SUMMARY_METRICS
         for split in ("test", "dev"):
-            for metric in (*SUMMARY_METRICS, "weighted_accuracy"):
-                values = np.array([split_metric(r["metrics"][split], metric) for r in ok], dtype=float)
+            for metric in names:
+                values = [split_metric(r["metrics"][split], metric) for r in ok]
+                values = np.array([v for v in values if v is not None], dtype=float)
                 row[split][metric] = {
                     "mean": float(values.mean()) if len(values) else None,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,

@@ -47,6 +47,7 @@ from mmbench.runner.methods import NO_CONTEXT, method_label, record_method
 from mmbench.runner.results import SUMMARY_METRICS as SUMMARY_METRICS
 from mmbench.runner.results import encode_seconds, save_checkpoint
 from mmbench.runner.results import summarize as summarize
+from mmbench.tasks import task_of
 
 
 class Reporter(Protocol):
@@ -189,8 +190,9 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
     if caught:
         data.meta.setdefault("warnings", [str(w.message) for w in caught])
     data.validate()
+    task_of(data).check_protocol(protocol, request.dataset)
     reporter.log(
-        f"loaded {request.dataset}: {data.n} samples, {data.num_classes} classes, "
+        f"loaded {request.dataset}: {data.n} samples, {task_of(data).target_summary()}, "
         f"modalities {', '.join(data.modality_names)} ({time.perf_counter() - t0:.1f}s)"
     )
     report = find_duplicates(data)
@@ -288,7 +290,6 @@ def run_one(
     """Train and evaluate one (fusion, context, seed); write and return its RunRecord."""
     import torch
 
-    from mmbench.metrics import classification_metrics
     from mmbench.registry.manager import call_lifecycle
     from mmbench.runner.environment import environment
     from mmbench.training.tensors import split_tensors
@@ -376,6 +377,7 @@ def run_one(
         "oom_retries": outcome.oom_retries,
         **data_identity(data_path_for(prep.request)),
         "class_names": data.class_names,
+        "task": task_of(data).describe(),
         "cluster_unit": prep.cluster_unit,
         "data_meta": record_meta(data.meta),
         "n_train": len(tensors["train"]),
@@ -399,7 +401,7 @@ def run_one(
         )
     else:
         evaluated = evaluate_outputs(
-            trainer, tensors, dev_t, data.num_classes, fusion_origin(registry, fusion)
+            trainer, tensors, dev_t, data.num_outputs, fusion_origin(registry, fusion)
         )
         if isinstance(evaluated, dict):  # the model's outputs cannot be scored: the run failed
             fit, failure, status = None, evaluated, "failed"
@@ -411,14 +413,15 @@ def run_one(
 
         # Latency: the median of timed dev passes after a warm-up (test is evaluated once, above).
         latency_ms = inference_ms_per_sample(trainer, tensors["dev"])
-        test_pred = test_logits.argmax(dim=1).cpu().numpy()
+        task = trainer.task
+        test_pred = task.predictions(test_logits).cpu().numpy()
         dev_true = tensors["dev"].labels.cpu().numpy()
         test_true = tensors["test"].labels.cpu().numpy()
         record.update(
             {
                 "metrics": {
-                    "dev": classification_metrics(dev_true, dev_pred, data.class_names),
-                    "test": classification_metrics(test_true, test_pred, data.class_names),
+                    "dev": task.metrics(dev_true, dev_pred),
+                    "test": task.metrics(test_true, test_pred),
                 },
                 "best_epoch": fit.best_epoch,
                 "epochs_run": fit.epochs_run,
@@ -440,8 +443,10 @@ def run_one(
             "ids": [data.ids[i] for i in test_idx] if data.ids else test_idx.tolist(),
             "y_true": test_true.tolist(),
             "y_pred": test_pred.tolist(),
-            "probabilities": np.round(torch.softmax(test_logits, dim=1).cpu().numpy(), 6).tolist(),
         }
+        values = task.output_values(test_logits)
+        if values is not None:  # class probabilities (classification)
+            predictions["probabilities"] = values
         if prep.cluster_unit is not None:
             predictions["clusters"] = [str(c) for c in np.asarray(data.groups[prep.cluster_unit])[test_idx]]
     if fit is not None and prep.request.save_checkpoints:

@@ -22,7 +22,7 @@ def example_spec(num_classes: int = 4, sequence: bool = False, steps: int = 5) -
             ModalitySpec("audio", (StreamSpec("V1", 8), StreamSpec("V3", 3)), sequence, t),
             ModalitySpec("visual", (StreamSpec("V1", 6),), sequence, t),
         ),
-        num_classes=num_classes,
+        num_outputs=num_classes,
     )
 
 

@@ -107,7 +107,7 @@ class FusionConformance:
         plugin, spec, params = self._setup(fusion_case)
         model = _build(plugin, spec, params).train()
         _check_logits(
-            model(example_batch(spec, fusion_case.batch_size)), fusion_case.batch_size, spec.num_classes
+            model(example_batch(spec, fusion_case.batch_size)), fusion_case.batch_size, spec.num_outputs
         )
 
     def test_gradients_reach_every_modality(self, fusion_case: FusionCase) -> None:
@@ -116,8 +116,8 @@ class FusionConformance:
         batch = example_batch(spec, fusion_case.batch_size)
         for m in spec.names:
             batch[m].requires_grad_(True)
-        target = torch.arange(fusion_case.batch_size) % spec.num_classes
-        logits = _check_logits(model(batch), fusion_case.batch_size, spec.num_classes)
+        target = torch.arange(fusion_case.batch_size) % spec.num_outputs
+        logits = _check_logits(model(batch), fusion_case.batch_size, spec.num_outputs)
         nn.functional.cross_entropy(logits, target).backward()
         for m in spec.names:
             grad = batch[m].grad
@@ -134,8 +134,8 @@ class FusionConformance:
         model = _build(plugin, spec, params).eval()
         batch = example_batch(spec, fusion_case.batch_size)
         with torch.no_grad():
-            full = _check_logits(model(batch), fusion_case.batch_size, spec.num_classes)
-            one = _check_logits(model({k: v[:1] for k, v in batch.items()}), 1, spec.num_classes)
+            full = _check_logits(model(batch), fusion_case.batch_size, spec.num_outputs)
+            one = _check_logits(model({k: v[:1] for k, v in batch.items()}), 1, spec.num_outputs)
         # In eval mode a sample's logits must not depend on the rest of its batch.
         assert_batch_independent(one[0], full[0])
 
@@ -147,7 +147,7 @@ class FusionConformance:
         with torch.no_grad():
             for m in spec.names:
                 zeroed = dict(batch, **{m: torch.zeros_like(batch[m])})
-                _check_logits(model(zeroed), fusion_case.batch_size, spec.num_classes)
+                _check_logits(model(zeroed), fusion_case.batch_size, spec.num_outputs)
 
     def test_missing_modality_flags(self, fusion_case: FusionCase) -> None:
         """Each modality removed as robustness analysis removes it (``mmbench.robustness.analysis.without``).
@@ -163,13 +163,13 @@ class FusionConformance:
         model = _build(plugin, spec, params).eval()
         b = fusion_case.batch_size
         batch = example_batch(spec, b)
-        split = TensorSplit(batch, torch.arange(b) % spec.num_classes)
+        split = TensorSplit(batch, torch.arange(b) % spec.num_outputs)
         with torch.no_grad():
             present = without(split, (), flags).inputs
             sent_flags = sorted(k for k in present if k.startswith("missing:"))
             if flags:
                 assert sent_flags == sorted(missing_key(m) for m in spec.names)
-                full = _check_logits(model(present), b, spec.num_classes)
+                full = _check_logits(model(present), b, spec.num_outputs)
                 torch.testing.assert_close(
                     full, model(batch), msg="all-False missing flags changed the output"
                 )
@@ -180,7 +180,7 @@ class FusionConformance:
                 assert torch.count_nonzero(absent[m]) == 0
                 if flags:
                     assert bool(absent[missing_key(m)].all())
-                _check_logits(model(absent), b, spec.num_classes)
+                _check_logits(model(absent), b, spec.num_outputs)
 
     def test_deterministic_under_seed(self, fusion_case: FusionCase) -> None:
         plugin, spec, params = self._setup(fusion_case)
@@ -224,7 +224,7 @@ class FusionConformance:
             params = plugin.resolve_params({**fusion_case.params, **values})
             model = _build(plugin, spec, params).train()
             _check_logits(
-                model(example_batch(spec, fusion_case.batch_size)), fusion_case.batch_size, spec.num_classes
+                model(example_batch(spec, fusion_case.batch_size)), fusion_case.batch_size, spec.num_outputs
             )
             replay = plugin.search_space(optuna.trial.FixedTrial(dict(trial.params)))
             assert replay == values, "search_space is not a function of the trial's suggestions"
@@ -242,7 +242,7 @@ class FusionConformance:
         model = _build(plugin, spec, params).eval()
         batch = example_batch(spec, fusion_case.batch_size)
         with torch.no_grad():
-            out = _check_logits(model(batch), fusion_case.batch_size, spec.num_classes)
+            out = _check_logits(model(batch), fusion_case.batch_size, spec.num_outputs)
             noisy = {k: v.clone() for k, v in batch.items()}
             for m in spec.names:
                 noisy[m][0, 2:] = 1e3  # sample 0 has 2 real steps: the rest is padding

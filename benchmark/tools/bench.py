@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmbench.tasks import Task, task_of
 from mmbench.training.tensors import TensorSplit
 
 
@@ -75,7 +76,7 @@ def trainer_loop(
     dev: TensorSplit,
     train_cfg: dict[str, Any],
     metric: str,
-    num_classes: int,
+    task: Task,
     epochs: int,
     seed: int,
     modalities: list[str],
@@ -84,7 +85,7 @@ def trainer_loop(
     from mmbench.training.trainer import Trainer
 
     cfg = dict(train_cfg, max_epochs=epochs, patience=epochs + 1)
-    trainer = Trainer(model, cfg, metric, num_classes, train.labels.device, modalities=modalities)
+    trainer = Trainer(model, cfg, metric, task, train.labels.device, modalities=modalities)
     n = len(train)
     stop = n - 1 if n % int(cfg["batch_size"]) == 1 else n
     t0 = time.perf_counter()
@@ -137,7 +138,7 @@ def bench_fusion(
             dev,
             cfg,
             protocol["metric"],
-            data.num_classes,
+            task_of(data),
             epochs,
             seed + r,
             spec.names,
@@ -252,7 +253,7 @@ def bench_context(
     rates, peaks = [], []
     for r in range(repeats + 1):  # the first run warms up and is not counted
         trainer = Trainer(
-            copy.deepcopy(initial), cfg, protocol["metric"], data.num_classes, dev_t, modalities=spec.names
+            copy.deepcopy(initial), cfg, protocol["metric"], task_of(data), dev_t, modalities=spec.names
         )
         with PeakMemory(device) as peak:
             t0 = time.perf_counter()
@@ -263,7 +264,7 @@ def bench_context(
         if r:
             rates.append(epochs * per_epoch / seconds)
             peaks.append(peak.bytes)
-    evaluator = Trainer(initial, cfg, protocol["metric"], data.num_classes, dev_t, modalities=spec.names)
+    evaluator = Trainer(initial, cfg, protocol["metric"], task_of(data), dev_t, modalities=spec.names)
     evaluator.predict_logits(tensors["dev"])  # warm-up
     t0 = time.perf_counter()
     evaluator.predict_logits(tensors["dev"])

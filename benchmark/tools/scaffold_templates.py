@@ -119,7 +119,7 @@ class ${class_name}Model(nn.Module):
             nn.Linear(hidden * len(self.names), hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(hidden, spec.num_classes),
+            nn.Linear(hidden, spec.num_outputs),
         )
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:

@@ -41,3 +41,18 @@ def inverse_frequency_weights(labels: Tensor, num_classes: int) -> Tensor:
     weights = torch.zeros(num_classes, dtype=torch.float64)
     weights[present] = labels.numel() / (present.sum() * counts[present])
     return weights.float()
+
+
+class RegressionLoss(nn.Module):
+    """L1 (MMSA's default for CMU-MOSI/MOSEI/CH-SIMS) or MSE between a model's single output column
+    ``[B, 1]`` (or ``[B]``) and float targets ``[B]``; mean over the batch."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
+        pred = outputs.float().reshape(target.shape[0], -1)[:, 0]
+        if self.kind == "mse":
+            return F.mse_loss(pred, target.float())
+        return F.l1_loss(pred, target.float())

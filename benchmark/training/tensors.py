@@ -96,6 +96,8 @@ def split_tensors(data: MultimodalData, split: str, device: torch.device | str) 
             inputs[token_key(modality, name)] = torch.from_numpy(
                 np.ascontiguousarray(arr[idx], dtype=np.int64)
             )
-    labels = torch.from_numpy(np.asarray(data.labels[idx], dtype=np.int64))
+    # Class indices (int64), or a regression task's float targets (float32).
+    dtype = np.float32 if np.issubdtype(np.asarray(data.labels).dtype, np.floating) else np.int64
+    labels = torch.from_numpy(np.asarray(data.labels[idx], dtype=dtype))
     pin = torch.device(device).type == "cuda"
     return TensorSplit(inputs, labels).to(device, pin=pin)

@@ -2,7 +2,8 @@
 
 Protocol rules enforced here:
 * class weights and over-sampling are computed from the train split only;
-* the checkpoint is selected on the dev split's primary metric (best epoch, patience);
+* the checkpoint is selected on the dev split's primary metric (best epoch, patience), in the
+  metric's direction (the task object: MAE is lower-is-better);
 * the trainer never receives the test split; the runner evaluates test once, afterwards.
 
 Speed: whole splits are tensors on the device, an epoch permutes them once (one gather) and
@@ -24,10 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.errors import UsageError
-from mmbench.metrics import primary_score
 from mmbench.protocol import modality_dropout_rates
+from mmbench.tasks import ClassificationTask, Task
 from mmbench.training.dialogue import DialogueSplit
-from mmbench.training.losses import inverse_frequency_weights, make_loss
 from mmbench.training.tensors import TensorSplit
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -95,14 +95,18 @@ def make_adamw(params: Any, lr: float, weight_decay: float) -> torch.optim.AdamW
 
 
 class Trainer:
-    """Fits a fusion model on train with dev-only model selection."""
+    """Fits a fusion model on train with dev-only model selection.
+
+    ``task`` (``mmbench.tasks``; an int ``C`` means C-class classification) gives the loss, turns
+    outputs into predictions, scores the dev split on ``metric`` and says which direction is better.
+    """
 
     def __init__(
         self,
         model: nn.Module,
         train_cfg: dict[str, Any],
         metric: str,
-        num_classes: int,
+        task: Task | int,
         device: torch.device,
         precision: str = "auto",
         on_epoch_end: EpochCallback | None = None,
@@ -115,7 +119,8 @@ class Trainer:
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
         self.cfg = train_cfg
         self.metric = metric
-        self.num_classes = num_classes
+        # An int is the older call form: a classification task with that many classes.
+        self.task = task if isinstance(task, Task) else ClassificationTask(tuple(map(str, range(int(task)))))
         self.device = device
         self.amp_dtype = autocast_dtype(device, precision)
         if self.amp_dtype == torch.float16 and device.type != "cuda":
@@ -137,9 +142,7 @@ class Trainer:
     def _epoch_order(self, labels: Tensor, generator: torch.Generator) -> Tensor:
         n = labels.shape[0]
         if self.cfg["imbalance"] == "oversample":
-            # Sample train rows with probability inversely proportional to their class size.
-            counts = torch.bincount(labels.cpu(), minlength=self.num_classes).double()
-            w = (1.0 / counts.clamp_min(1))[labels.cpu()]
+            w = self.task.oversample_weights(labels)
             return torch.multinomial(w, n, replacement=True, generator=generator)
         return torch.randperm(n, generator=generator)
 
@@ -209,25 +212,24 @@ class Trainer:
 
     @torch.inference_mode()
     def predict_logits(self, split: TensorSplit) -> Tensor:
-        """Logits for a whole split in large batches (eval mode, no autograd)."""
+        """Outputs ``[N, num_outputs]`` (logits, or regression values) for a whole split in large
+        batches (eval mode, no autograd)."""
         self.model.eval()
         out = []
         for start, stop in split.batch_ranges(self.eval_batch_size):
             with self._autocast():
                 out.append(self.forward(split.batch(start, stop)[0]).float())
-        return split.in_split_order(torch.cat(out)) if out else torch.empty(0, self.num_classes)
+        return split.in_split_order(torch.cat(out)) if out else torch.empty(0, self.task.num_outputs)
 
     def predict(self, split: TensorSplit) -> np.ndarray:
-        return self.predict_logits(split).argmax(dim=1).cpu().numpy()
+        """Predictions ``[N]``: class indices, or regression values."""
+        return self.task.predictions(self.predict_logits(split)).cpu().numpy()
 
     # --------------------------------------------------------------------- fit
     def fit(self, train: TensorSplit, dev: TensorSplit, seed: int) -> FitResult:
         cfg = self.cfg
         generator = torch.Generator().manual_seed(seed)
-        weights = None
-        if cfg["imbalance"] == "class_weights":
-            weights = inverse_frequency_weights(train.labels.cpu(), self.num_classes).to(self.device)
-        criterion = make_loss(cfg["loss"], float(cfg["focal_gamma"]), weights).to(self.device)
+        criterion = self.task.make_loss(cfg, train.labels).to(self.device)
         # A model may ask for parameter groups (an in-model encoder with its own learning rate).
         groups = getattr(self.model, "optimizer_groups", None)
         params = groups(float(cfg["lr"])) if callable(groups) else self.model.parameters()
@@ -236,7 +238,7 @@ class Trainer:
         if cfg["scheduler"] == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer,
-                mode="max",
+                mode="max" if self.task.higher_is_better(self.metric) else "min",
                 factor=float(cfg["scheduler_factor"]),
                 patience=int(cfg["scheduler_patience"]),
             )
@@ -246,7 +248,7 @@ class Trainer:
         clip = float(cfg["grad_clip"])
         dev_labels = dev.labels.cpu().numpy()
 
-        best_score, best_epoch, bad_epochs = -math.inf, 0, 0
+        best_score, best_epoch, bad_epochs = self.task.worst(self.metric), 0, 0
         best_state: dict[str, Tensor] = {}
         history: list[dict[str, float]] = []
         samples_seen, step_seconds = 0, 0.0
@@ -292,8 +294,8 @@ class Trainer:
                 raise TrainingDiverged(epoch, train_loss)
 
             dev_logits = self.predict_logits(dev)
-            dev_pred = dev_logits.argmax(dim=1).cpu().numpy()
-            dev_score = primary_score(dev_labels, dev_pred, self.num_classes, self.metric)
+            dev_pred = self.task.predictions(dev_logits).cpu().numpy()
+            dev_score = self.task.score(dev_labels, dev_pred, self.metric)
             with torch.no_grad():  # the training loss on dev (for curves; selection uses the metric)
                 dev_loss = float(criterion(dev_logits, dev.labels))
             lr = optimizer.param_groups[0]["lr"]
@@ -309,7 +311,7 @@ class Trainer:
             history.append(logs)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, logs)
-            if dev_score > best_score:
+            if self.task.is_better(dev_score, best_score, self.metric):
                 best_score, best_epoch, bad_epochs = dev_score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:

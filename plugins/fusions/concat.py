@@ -36,7 +36,7 @@ class ConcatModel(nn.Module):
         super().__init__()
         self.names = check_modalities(spec, modalities)
         self.proj = nn.ModuleDict({m: Projection(spec[m].dim, proj_dim, dropout) for m in self.names})
-        self.head = mlp_head(proj_dim * len(self.names), hidden, spec.num_classes, dropout)
+        self.head = mlp_head(proj_dim * len(self.names), hidden, spec.num_outputs, dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.head(torch.cat([self.proj[m](pooled(batch, m)) for m in self.names], dim=-1))

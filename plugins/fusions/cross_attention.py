@@ -236,7 +236,7 @@ class CrossAttentionModel(nn.Module):
         )
         fused = d_model + d_context * len(self.context)
         self.fuse = nn.Sequential(nn.Linear(fused, fusion_hidden), nn.ReLU(), nn.Dropout(drop))
-        self.classifier = mlp_head(fusion_hidden, classifier_hidden, spec.num_classes, drop)
+        self.classifier = mlp_head(fusion_hidden, classifier_hidden, spec.num_outputs, drop)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         q_mask = seq_mask(batch, self.query)

@@ -54,7 +54,7 @@ class GatedModel(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.candidate = nn.ModuleDict({m: nn.Linear(spec[m].dim, hidden) for m in self.names})
         self.gate = nn.Linear(sum(spec[m].dim for m in self.names), hidden * len(self.names))
-        self.head = mlp_head(hidden, hidden, spec.num_classes, dropout)
+        self.head = mlp_head(hidden, hidden, spec.num_outputs, dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         xs = [self.drop(pooled(batch, m)) for m in self.names]

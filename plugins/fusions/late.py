@@ -40,7 +40,7 @@ class LateModel(nn.Module):
         self.classifiers = nn.ModuleDict(
             {
                 m: nn.Sequential(
-                    Projection(spec[m].dim, hidden, dropout), nn.Linear(hidden, spec.num_classes)
+                    Projection(spec[m].dim, hidden, dropout), nn.Linear(hidden, spec.num_outputs)
                 )
                 for m in self.names
             }

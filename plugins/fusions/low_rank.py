@@ -60,7 +60,7 @@ class LowRankModel(nn.Module):
         for factor in self.factors.values():
             nn.init.xavier_normal_(factor)
         nn.init.xavier_normal_(self.rank_weights)
-        self.head = mlp_head(out, hidden, spec.num_classes, drop)
+        self.head = mlp_head(out, hidden, spec.num_outputs, drop)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         product = None

@@ -197,7 +197,7 @@ class MulTModel(nn.Module):
         fused = width * len(self.names)
         self.proj1, self.proj2 = nn.Linear(fused, fused), nn.Linear(fused, fused)
         self.out_drop = nn.Dropout(out_dropout)
-        self.classifier = nn.Linear(fused, spec.num_classes)
+        self.classifier = nn.Linear(fused, spec.num_outputs)
 
     def _embed(self, batch: dict[str, Tensor], m: str) -> tuple[Tensor, Tensor | None]:
         x, mask = batch[m], seq_mask(batch, m)

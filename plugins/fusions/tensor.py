@@ -87,7 +87,7 @@ class TensorFusionModel(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
-            nn.Linear(hidden, spec.num_classes),
+            nn.Linear(hidden, spec.num_outputs),
         )
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:

@@ -38,7 +38,7 @@ class UnimodalModel(nn.Module):
         super().__init__()
         self.modality = chosen_modality(spec, modality)
         self.proj = Projection(spec[self.modality].dim, hidden, dropout)
-        self.head = mlp_head(hidden, hidden, spec.num_classes, dropout)
+        self.head = mlp_head(hidden, hidden, spec.num_outputs, dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.head(self.proj(pooled(batch, self.modality)))

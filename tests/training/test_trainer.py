@@ -44,13 +44,14 @@ def test_focal_loss_reduces_to_cross_entropy_and_follows_its_formula():
 
 def test_class_weights_come_from_train_labels_only(monkeypatch):
     seen = []
-    import mmbench.training.trainer as trainer_mod
+    import mmbench.training.losses as losses_mod
 
     def spy(labels, k):
         seen.append(labels.clone())
         return inverse_frequency_weights(labels, k)
 
-    monkeypatch.setattr(trainer_mod, "inverse_frequency_weights", spy)
+    # The classification task builds the loss (mmbench.tasks), with the weights of losses.py.
+    monkeypatch.setattr(losses_mod, "inverse_frequency_weights", spy)
     train, dev = _split(60, 0), _split(30, 1)
     Trainer(Linear(), _cfg(max_epochs=1), "weighted_f1", 3, torch.device("cpu")).fit(train, dev, 0)
     assert len(seen) == 1 and torch.equal(seen[0], train.labels)

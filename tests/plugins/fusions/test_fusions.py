@@ -21,7 +21,7 @@ def spec(sequence: bool = False, t: int = 1) -> InputSpec:
             ),
             ModalitySpec("visual", (StreamSpec("V1", 16),), sequence, t),
         ),
-        num_classes=6,
+        num_outputs=6,
     )
 
 
@@ -165,7 +165,7 @@ def test_tensor_auto_width_fits_six_modalities():
 
     spec = InputSpec(
         modalities=tuple(ModalitySpec(f"v{i}", (StreamSpec("x", 10),)) for i in range(6)),
-        num_classes=10,
+        num_outputs=10,
     )
     plugin = REGISTRY.create("fusion", "tensor")
     params = plugin.resolve_params({})
