@@ -118,6 +118,6 @@ def dialogue_model(
     context_plugin, context_params = context
     width = context_plugin.utterance_dim(context_params)
     utterance = attach_encoders(
-        plugin.build(dataclasses.replace(spec, num_classes=width), params), data, registry
+        plugin.build(dataclasses.replace(spec, num_outputs=width), params), data, registry
     )
     return DialogueModel(utterance, context_plugin.build(width, context_params), spec.num_outputs)
