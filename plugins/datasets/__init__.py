@@ -32,3 +32,9 @@ def mmbench_register_datasets(registry: Registry) -> None:
         f"{_PKG}.table:TableDataset",
         "Any table (CSV/TSV/xlsx/parquet): label, text and feature columns named by data.* options",
     )
+    for name, cls, summary in (
+        ("mosi", "MosiDataset", "CMU-MOSI sentiment regression [-3, 3] (your MMSA feature pickle)"),
+        ("mosei", "MoseiDataset", "CMU-MOSEI sentiment regression [-3, 3] (your MMSA feature pickle)"),
+        ("sims", "SimsDataset", "CH-SIMS sentiment regression [-1, 1] (your MMSA feature pickle)"),
+    ):
+        registry.add_dataset(name, f"{_PKG}.mmsa:{cls}", summary)
