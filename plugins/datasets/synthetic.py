@@ -20,6 +20,8 @@ is derived from the label):
   the protocol's budget, which would make the preset useless for comparing them.
 * ``context`` (conversations, :func:`generate_context`): an utterance's label may be the previous
   utterance's (emotion inertia or contagion); only a dialogue context model can learn those.
+* ``regression`` (sequences, :mod:`~mmbench.plugins.datasets.synthetic_regression`): a CMU-MOSI-like
+  sentiment target in [-3, 3] that needs text x audio (a tone that reverses the words) plus visual.
 * ``mixed`` (default): text carries the label weakly, audio ``b0``, visual ``b1``, and ``b2`` is
   the xor of a text bit and an audio bit; visual also holds a faint copy of the label.
 
@@ -131,15 +133,15 @@ def generate(
     ``speaker_offset`` and ``feature_noise`` default to 0.5 and 1.0 for the utterance-level
     presets and to :func:`generate_alignment`'s own defaults for ``alignment``.
     """
-    if preset in ("alignment", "context"):
+    if preset in ("alignment", "context", "regression"):
         extra = {"speaker_offset": speaker_offset, "feature_noise": feature_noise}
-        make = generate_alignment if preset == "alignment" else generate_context
+        make = _SEQUENCE_PRESETS[preset]()
         return make(n_samples, generator_seed, **{k: v for k, v in extra.items() if v is not None})
     speaker_offset = 0.5 if speaker_offset is None else speaker_offset
     feature_noise = 1.0 if feature_noise is None else feature_noise
     if preset not in PRESETS:
         raise UsageError(
-            f"data.preset must be one of {', '.join(PRESETS)}, alignment, context; got {preset!r}"
+            f"data.preset must be one of {', '.join(PRESETS)}, alignment, context, regression; got {preset!r}"
         )
     if not isinstance(n_samples, int) or n_samples < 200:
         raise UsageError(f"data.n_samples must be an integer of at least 200, got {n_samples!r}")
@@ -430,14 +432,31 @@ class SyntheticDataset(DatasetPlugin):
             allowed |= ALIGN_OPTIONS
         if options.get("preset") == "context":
             allowed |= CONTEXT_OPTIONS
+        if options.get("preset") == "regression":
+            from mmbench.plugins.datasets.synthetic_regression import REGRESSION_OPTIONS
+
+            allowed |= REGRESSION_OPTIONS
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise UsageError(
                 f"unknown option(s) data.{', data.'.join(unknown)} for dataset synthetic; "
                 f"known: {', '.join(sorted(allowed))}"
             )
-        if options.get("preset") == "alignment":
-            return generate_alignment(**{k: v for k, v in options.items() if k != "preset"})
-        if options.get("preset") == "context":
-            return generate_context(**{k: v for k, v in options.items() if k != "preset"})
+        if options.get("preset") in _SEQUENCE_PRESETS:
+            make = _SEQUENCE_PRESETS[options["preset"]]()
+            return make(**{k: v for k, v in options.items() if k != "preset"})
         return generate(**options)
+
+
+def _regression() -> Any:
+    from mmbench.plugins.datasets.synthetic_regression import generate_regression
+
+    return generate_regression
+
+
+#: Presets with their own generator and options (the regression one lives in its own module).
+_SEQUENCE_PRESETS = {
+    "alignment": lambda: generate_alignment,
+    "context": lambda: generate_context,
+    "regression": _regression,
+}
