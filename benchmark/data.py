@@ -129,7 +129,10 @@ class MultimodalData:
         meta: free-form provenance (source file, split scheme, notes).
         in_model: modality -> ``{"encoder", "options", "dim", "sequence", "lr", "tokens"}`` for
             modalities whose encoder is trained inside the fusion model; ``tokens`` maps a name
-            to an int64 array ``[N, T]`` (see ``EncoderPlugin.in_model``).
+            to an int64 array ``[N, T]`` (see ``EncoderPlugin.in_model``). A dataset may give a
+            modality as ready token ids (``{"tokens": {...}, "source": ...}``, e.g. a file's BERT
+            ids): the protocol's encoder for it must then be trained inside the model, and it
+            receives these tokens instead of tokenising raw text.
         task: ``"classification"`` (default) or ``"regression"`` (``mmbench.tasks``).
         target_range: a regression target's bounds ``(low, high)``, e.g. ``(-3.0, 3.0)`` for
             CMU-MOSI/MOSEI sentiment, ``(-1.0, 1.0)`` for CH-SIMS; chooses the accuracies reported
@@ -177,6 +180,7 @@ class MultimodalData:
         """All modalities: numeric ones in order, then raw-only ones."""
         names = list(self.modalities)
         names += [m for m in self.raw if m not in self.modalities]
+        names += [m for m in self.in_model if m not in names]
         return names
 
     def input_spec(self) -> InputSpec:
@@ -194,6 +198,8 @@ class MultimodalData:
                 )
             )
         for name, info in self.in_model.items():
+            if "dim" not in info:  # a dataset's token ids, not yet bound to an encoder
+                continue
             steps = next(iter(info["tokens"].values())).shape[1]
             stream = (StreamSpec(str(info["encoder"]), int(info["dim"])),)
             seq = bool(info["sequence"])
@@ -237,6 +243,11 @@ class MultimodalData:
         for mod in sorted(self.raw):
             h.update(mod.encode())
             h.update("\x1f".join(self.raw[mod]).encode())
+        for mod in sorted(self.in_model):  # only when present, so older fingerprints stay unchanged
+            for name, tokens in sorted(self.in_model[mod]["tokens"].items()):
+                arr = np.ascontiguousarray(tokens, dtype=np.int64)
+                h.update(f"tokens/{mod}/{name}{arr.shape}".encode())
+                h.update(arr.tobytes())
         if self.positions is not None:  # only when present, so older fingerprints stay unchanged
             h.update(b"positions")
             h.update(np.ascontiguousarray(self.positions, dtype=np.int64).tobytes())
@@ -273,6 +284,10 @@ class MultimodalData:
                 if not np.isfinite(arr).all():
                     bad = int(np.argwhere(~np.isfinite(arr.reshape(n, -1)))[0][0])
                     raise DataError(f"stream {mod}/{stream} holds NaN or inf values", path=src, row=bad)
+        for mod, info in self.in_model.items():
+            for name, tokens in info.get("tokens", {}).items():
+                if np.ndim(tokens) != 2 or len(tokens) != n:
+                    raise DataError(f"token ids {mod}/{name} must be an array [N={n}, T]", path=src)
         for mod, texts in self.raw.items():
             if len(texts) != n:
                 raise DataError(f"raw modality {mod!r} has {len(texts)} rows, expected {n}", path=src)

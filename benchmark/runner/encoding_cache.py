@@ -27,7 +27,7 @@ import numpy as np
 
 from mmbench.contracts import LENGTHS_KEY
 from mmbench.data import MultimodalData
-from mmbench.errors import PluginError
+from mmbench.errors import PluginError, UsageError
 from mmbench.records import atomic_write_bytes, atomic_write_text
 
 DEFAULT_ENCODER = "precomputed"
@@ -206,9 +206,11 @@ def check_streams(out: dict[str, Any], n: int, name: str, modality: str) -> dict
 
 
 def _in_model(encoder: Any, name: str, data: MultimodalData, modality: str, options: dict) -> dict:
+    """Tokens (the dataset's own when it gives them, else the encoder's) and the module's shape."""
+    given = data.in_model.get(modality, {}).get("tokens")
     tokens = {
         k: np.ascontiguousarray(v, dtype=np.int64)
-        for k, v in encoder.tokenize(data, modality, options).items()
+        for k, v in (given if given is not None else encoder.tokenize(data, modality, options)).items()
     }
     if not tokens or any(t.ndim != 2 or t.shape[0] != data.n for t in tokens.values()):
         raise PluginError(f"encoder {name!r} must tokenize {modality!r} into int arrays [N, T]")
@@ -254,6 +256,12 @@ def encode_dataset(
         entry.update(cache="none", options=options)
         used[modality] = entry
         t0 = time.perf_counter()
+        if modality in data.in_model and not trained:
+            raise UsageError(
+                f"{data.name} gives modality {modality!r} as token ids "
+                f"({data.in_model[modality].get('source', 'the dataset')}); choose an encoder trained "
+                f"inside the model, e.g. --encoder {modality}=hf-text-finetune"
+            )
         if trained:
             in_model[modality] = _in_model(encoder, name, data, modality, options)
             entry["seconds"] = entry["encode_seconds"] = round(time.perf_counter() - t0, 3)

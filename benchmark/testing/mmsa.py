@@ -32,6 +32,7 @@ def mmsa_splits(
     kind: str = "mosi",
     seed: int = 0,
     neg_inf: int = 0,
+    vocab_size: int = 30522,
 ) -> dict[str, dict[str, Any]]:
     """The dict an MMSA pickle holds: ``train``/``valid``/``test`` with ``n`` clips each.
 
@@ -44,6 +45,8 @@ def mmsa_splits(
             [-1, 1], per-modality labels ``regression_labels_T/A/V``).
         seed: the generator seed (same arguments, same dict).
         neg_inf: how many audio values of the train split are ``-inf`` (MMSA's files hold some).
+        vocab_size: token ids of ``text_bert`` lie in ``[5, min(vocab_size, 2000))`` (101 = [CLS] first;
+            ``bert-base-uncased`` has 30,522 ids).
 
     The label is a clipped sum of one feature per modality's mean over real steps, so each modality
     carries part of it; ``classification_labels`` is its sign (negative 0, neutral 1, positive 2).
@@ -66,8 +69,8 @@ def mmsa_splits(
         label = np.round(label * 5) / 5  # annotators' averages: steps of 0.2
         ids = np.arange(lt)[None, :]
         mask = (ids < text_len[:, None]).astype(np.float32)
-        token_ids = rng.integers(1000, 2000, size=(count, lt)) * mask
-        token_ids[:, 0] = 101  # [CLS]
+        token_ids = rng.integers(5, min(vocab_size, 2000), size=(count, lt)) * mask
+        token_ids[:, 0] = 101 if vocab_size > 101 else 2  # [CLS]
         text_bert = np.stack([token_ids, mask, np.zeros_like(mask)], axis=1).astype(np.float32)
         split_dict: dict[str, Any] = {
             "id": [f"vid{i % 7}_{split}$_${i}" for i in range(count)],

@@ -110,7 +110,7 @@ def test_text_raw_makes_the_transcript_the_text_modality(tmp_path):
 
 def test_text_bert_tokens_are_kept_as_ids_and_mask(tmp_path):
     path = write_mmsa_pickle(tmp_path / "unaligned_50.pkl", n=N)
-    data, _ = _load(MosiDataset(), path, text="bert_tokens")
+    data, _ = _load(MosiDataset(), path, text="bert_tokens", labels="classification")
     assert "text" not in data.modalities
     tokens = data.in_model["text"]["tokens"]
     raw = mmsa_splits(N)["test"]["text_bert"]
@@ -262,3 +262,45 @@ def test_a_pickle_with_a_code_payload_is_refused_and_the_payload_never_runs(tmp_
     assert "refusedtoload" in output and "posix.system" in output and "traceback" not in output
     assert not marker.exists()
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.json"))
+
+
+# --------------------------------------------------------------------------- text_bert in-model
+def test_bert_tokens_need_an_encoder_trained_inside_the_model(tmp_path):
+    from mmbench.registry.manager import build_registry
+    from mmbench.runner.encoding_cache import encode_dataset
+
+    registry, _ = build_registry()
+    path = write_mmsa_pickle(tmp_path / "unaligned_50.pkl", n=N)
+    data, _ = _load(MosiDataset(), path, text="bert_tokens", labels="classification")
+    with pytest.raises(UsageError, match="hf-text-finetune"):
+        encode_dataset(data, {"encoders": {}}, registry)
+
+
+def test_bert_tokens_feed_the_in_model_text_encoder(tmp_path):
+    import torch
+
+    from mmbench.registry.manager import build_registry
+    from mmbench.runner.encoding_cache import encode_dataset
+    from mmbench.training.in_model import attach_encoders
+    from mmbench.training.tensors import split_tensors
+    from tests.plugins.encoders.encoder_fixtures import tiny_bert
+
+    bert = tiny_bert(tmp_path / "tiny-bert", hidden=32, layers=1)
+    path = write_mmsa_pickle(tmp_path / "unaligned_50.pkl", n=N, vocab_size=100)
+    data, _ = _load(MosiDataset(), path, text="bert_tokens", labels="classification")
+    registry, _ = build_registry()
+    protocol = {"encoders": {"text": {"name": "hf-text-finetune", "model": str(bert)}}}
+    encoded, used = encode_dataset(data, protocol, registry)
+    assert used["text"]["mode"] == "finetune"
+    given = mmsa_splits(N, vocab_size=100)["train"]["text_bert"]
+    np.testing.assert_array_equal(encoded.in_model["text"]["tokens"]["input_ids"][:40], given[:, 0])
+    assert encoded.input_spec()["text"].dim == 32
+
+    class Head(torch.nn.Module):
+        def forward(self, batch):
+            return batch["text"]
+
+    model = attach_encoders(Head(), encoded, registry).eval()
+    with torch.no_grad():
+        out = model(split_tensors(encoded, "test", "cpu").inputs)
+    assert out.shape == (12, 32) and torch.isfinite(out).all()
