@@ -188,10 +188,8 @@ class RichReporter:
         if record.get("status") != "ok":
             self.log(f"{label}: [red]failed[/red] ({record.get('failure', {}).get('reason')})")
         else:
-            test = record["metrics"]["test"]
             self.log(
-                f"{label}: best dev epoch {record['best_epoch']}, test weighted F1 "
-                f"{test['weighted_f1']:.4f}, accuracy {test['accuracy']:.4f} "
+                f"{label}: best dev epoch {record['best_epoch']}, test {_headline(record)} "
                 f"({record['efficiency']['train_seconds']:.1f}s)"
             )
         if not self.live and self.total_runs > 1:
@@ -206,6 +204,20 @@ class RichReporter:
         if self.progress is not None:
             self.progress.stop()
         self.progress = self.task = self.overall = None
+
+
+def _headline(record: dict[str, Any]) -> str:
+    """A run's two headline test metrics: weighted F1 and accuracy, or the task's first two."""
+    from mmbench.tasks import metric_label, task_from_record
+
+    test = record["metrics"]["test"]
+    names = (
+        ("weighted_f1", "accuracy") if "weighted_f1" in test else task_from_record(record).summary_metrics[:2]
+    )
+    return ", ".join(
+        f"{metric_label(m)} {test[m]:.4f}" if test.get(m) is not None else f"{metric_label(m)} n/a"
+        for m in names
+    )
 
 
 def announce_runs(reporter: Any, n: int) -> None:
