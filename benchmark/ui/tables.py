@@ -84,6 +84,9 @@ def fitted_tables(
     return [*tables, Text(note + "set COLUMNS or use --format json for all of them)", style="dim")]
 
 
+_NONE: dict[str, float | None] = {"mean": None, "std": None}
+
+
 def fmt_mean_std(cell: dict[str, float | None]) -> str:
     if cell["mean"] is None:
         return "-"
@@ -93,17 +96,30 @@ def fmt_mean_std(cell: dict[str, float | None]) -> str:
 def results_table(
     prep: Any, summary: list[dict[str, Any]], records: list[dict[str, Any]], width: int = 160
 ) -> list[Any]:
-    """Per fusion: mean ± std over seeds of test metrics, dev weighted F1 and efficiency, as rich
-    renderables fitted to ``width`` columns."""
+    """Per fusion: mean ± std over seeds of test metrics (classification: accuracy, weighted and macro
+    F1; regression: the task's summary metrics, MAE first), the dev selection metric and efficiency,
+    as rich renderables fitted to ``width`` columns."""
     from rich.markup import escape
 
+    from mmbench.tasks import metric_label, task_of
+
+    task = task_of(prep.data)
+    if task.default_metric == "weighted_f1":  # classification: the columns papers in the field print
+        shown, selection = ["accuracy", "weighted_f1", "macro_f1"], "weighted_f1"
+        labels = {"accuracy": "test acc", "weighted_f1": "test wF1", "macro_f1": "test mF1"}
+    else:  # the task's summary metrics, selection metric on dev
+        shown, selection = list(task.summary_metrics[:6]), prep.protocol["metric"]
+        labels = {m: f"test {metric_label(m)}" for m in shown}
+
+    def arrow(metric: str) -> str:
+        return "↑" if task.higher_is_better(metric) else "↓"
+
+    dev_label = "dev wF1" if selection == "weighted_f1" else f"dev {metric_label(selection)}"
     columns = [
         Column("fusion", "name", "left"),
         Column("n", "name"),
-        Column("test acc ↑"),
-        Column("test wF1 ↑"),
-        Column("test mF1 ↑"),
-        Column("dev wF1 ↑"),
+        *[Column(f"{labels[m]} {arrow(m)}") for m in shown],
+        Column(f"{dev_label} {arrow(selection)}"),
         Column("params", "efficiency"),
         Column("train s", "efficiency"),
     ]
@@ -116,10 +132,8 @@ def results_table(
             [
                 escape(row["fusion"]),
                 str(row["n_seeds"]),
-                fmt_mean_std(row["test"]["accuracy"]),
-                fmt_mean_std(row["test"]["weighted_f1"]),
-                fmt_mean_std(row["test"]["macro_f1"]),
-                fmt_mean_std(row["dev"]["weighted_f1"]),
+                *[fmt_mean_std(row["test"].get(m, _NONE)) for m in shown],
+                fmt_mean_std(row["dev"].get(selection, _NONE)),
                 f"{params:,}",
                 f"{secs:.1f}",
             ]

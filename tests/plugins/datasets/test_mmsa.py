@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shlex
@@ -304,3 +305,30 @@ def test_bert_tokens_feed_the_in_model_text_encoder(tmp_path):
     with torch.no_grad():
         out = model(split_tensors(encoded, "test", "cpu").inputs)
     assert out.shape == (12, 32) and torch.isfinite(out).all()
+
+
+# --------------------------------------------------------------------------------- end to end
+FUSIONS = ("concat", "late", "tensor", "low_rank", "mult", "gated", "cross_attention", "unimodal")
+
+
+@pytest.mark.parametrize("aligned", [False, True], ids=["unaligned", "aligned"])
+def test_every_fusion_runs_on_an_mmsa_file_and_records_regression_metrics(tmp_path, aligned):
+    path = write_mmsa_pickle(
+        tmp_path / ("aligned_50.pkl" if aligned else "unaligned_50.pkl"), n=N, aligned=aligned
+    )
+    out = tmp_path / "runs"
+    args = ["run", "--dataset", "mosi", "--data", str(path), "--fusion", ",".join(FUSIONS), "--seeds", "0"]
+    result = CliRunner().invoke(app, [*args, "--max-epochs", "1", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "MAE" in result.output
+    records = [p for p in out.glob("mosi__*.json") if not p.name.endswith(".predictions.json")]
+    assert sorted(p.name.split("__")[1] for p in records) == sorted(FUSIONS)
+    for p in records:
+        record = json.loads(p.read_text())
+        assert record["task"] == {"kind": "regression", "target_range": [-3.0, 3.0]}
+        assert record["protocol"]["metric"] == "mae" and record["protocol"]["train"]["loss"] == "l1"
+        test = record["metrics"]["test"]
+        for key in ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc7"):
+            assert key in test, (p.name, key)
+        assert test["mae"] >= 0 and 0 <= test["acc2_non0"] <= 1
+        assert record["n_train"] == 40 and record["n_dev"] == 10 and record["n_test"] == 12
