@@ -40,6 +40,7 @@ from mmbench.testing.dataset import (
 from mmbench.testing.encoder import EncoderCase, EncoderConformance
 from mmbench.testing.examples import example_batch, example_data, example_spec, plugin_registry
 from mmbench.testing.fusion import FusionCase, FusionConformance, assert_batch_independent
+from mmbench.testing.mmsa import write_mmsa_pickle
 
 __all__ = [
     "ContextConformance",
@@ -61,4 +62,5 @@ __all__ = [
     "load_dataset",
     "missing_key",
     "plugin_registry",
+    "write_mmsa_pickle",
 ]
