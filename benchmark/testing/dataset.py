@@ -116,6 +116,13 @@ class DatasetConformance:
     def test_labels_in_range(self, loaded: tuple[MultimodalData, MultimodalData]) -> None:
         data = loaded[0]
         labels = np.asarray(data.labels)
+        if data.task == "regression":  # a real-valued target inside its declared range
+            assert labels.shape == (data.n,) and np.issubdtype(labels.dtype, np.floating)
+            assert np.isfinite(labels).all() and data.class_names == []
+            if data.target_range is not None:
+                low, high = data.target_range
+                assert low <= labels.min() and labels.max() <= high, f"labels outside {data.target_range}"
+            return
         assert labels.shape == (data.n,) and np.issubdtype(labels.dtype, np.integer)
         assert labels.min() >= 0 and labels.max() < data.num_classes
         names = data.class_names
@@ -138,7 +145,7 @@ class DatasetConformance:
         for mod, texts in data.raw.items():
             assert all(isinstance(t, str) for t in texts), f"raw modality {mod!r} must hold strings"
         spec = data.input_spec()
-        assert spec.num_classes == data.num_classes
+        assert spec.num_outputs == data.num_outputs
         if data.ids is not None:
             assert len(data.ids) == data.n and len(set(data.ids)) == data.n, "ids must be unique, one per row"
 
