@@ -188,6 +188,32 @@ def test_malformed_file_is_a_data_error_naming_file_split_and_key(tmp_path, case
         assert word.lower() in message, (case, message)
 
 
+def _cli_run(tmp_path: Path, data: Path) -> tuple[int, str]:
+    args = ["run", "--dataset", "mosi", "--data", str(data), "--fusion", "late", "--seeds", "0"]
+    args += ["--max-epochs", "1", "--device", "cpu", "--out", str(tmp_path / "runs")]
+    result = CliRunner().invoke(app, args)
+    output = (result.stdout or "") + (getattr(result, "stderr", "") or "")
+    return result.exit_code, "".join(output.split()).lower()
+
+
+@pytest.mark.parametrize("case", ["missing key", "nan", "row mismatch", "empty file", "missing file"])
+def test_bad_file_through_mmbench_run_exits_2_with_one_message(tmp_path, case):
+    if case == "empty file":
+        path, words = tmp_path / "unaligned_50.pkl", ["notareadablepickle"]
+        path.write_bytes(b"")
+    elif case == "missing file":
+        path, words = tmp_path / "absent" / "unaligned_50.pkl", ["doesnotexist"]
+    else:
+        change, words = BAD[case]
+        path = _write(tmp_path, _broken(change))
+    code, output = _cli_run(tmp_path, path)
+    assert code == 2, output
+    assert str(path).lower() in output and "traceback" not in output
+    for word in words:
+        assert word.lower() in output, (case, output)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.json"))
+
+
 def test_empty_split_with_a_huge_time_axis_allocates_nothing(tmp_path):
     splits = mmsa_splits(N)
     splits["valid"] = {k: v[:0] for k, v in splits["valid"].items() if isinstance(v, np.ndarray)}
