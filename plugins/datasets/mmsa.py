@@ -94,7 +94,7 @@ class MmsaDataset(DatasetPlugin):
 
     def _notes(self, file: Path, rows: MmsaSplits) -> list[str]:
         """What the user must know about the file: replaced values, empty clips, unusual sizes."""
-        notes = []
+        notes = [f"{file}: {note}" for note in rows.notes]
         if rows.neg_inf_replaced:
             notes.append(
                 f"{file}: {rows.neg_inf_replaced:,} audio values were -inf and were set to 0 "

@@ -70,6 +70,7 @@ class MmsaSplits:
     aligned: bool = False
     neg_inf_replaced: int = 0
     empty_sequences: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was read differently from the file, and why
 
 
 class _Split:
@@ -99,10 +100,12 @@ class _Split:
         return self.part[key]
 
     def numeric(self, key: str, ndim: int, why: str) -> np.ndarray:
-        """``key`` as a float64 array of ``ndim`` dimensions and ``self.n`` rows."""
+        """``key`` as an array of ``ndim`` dimensions and ``self.n`` rows: float32 for sequences
+        (MOSEI's audio alone is 16,326 x 500 x 74 values: never widened to float64), float64 else."""
         value = self.get(key, why)
+        dtype = np.float32 if ndim == 3 else np.float64
         try:
-            arr = np.asarray(value, dtype=np.float64)
+            arr = np.asarray(value, dtype=dtype)
         except (TypeError, ValueError):
             raise self.error(key, "is not numeric (ragged or holds non-numbers)") from None
         if ndim == 1 and arr.ndim == 2 and arr.shape[1] == 1:
@@ -114,15 +117,31 @@ class _Split:
             raise self.error(key, f"has {arr.shape[0]} rows but the split has {self.n} labels")
         if ndim == 3 and (arr.shape[1] == 0 or arr.shape[2] == 0):
             raise self.error(key, f"has no time steps or no features (shape {arr.shape})")
-        return arr
+        arr = np.ascontiguousarray(arr)  # blocks of rows below are views of it
+        return arr if arr.flags.writeable else arr.copy()
 
-    def finite(self, key: str, arr: np.ndarray, limit: float = VALUE_LIMIT) -> None:
-        flat = arr.reshape(arr.shape[0], -1)
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(flat) | (np.abs(flat) > limit)
-        if bad.any():
-            row, col = (int(v) for v in np.argwhere(bad)[0])
-            raise self.error(key, f"value {flat[row, col]!r} is NaN, infinite or beyond +-{limit:g}", row=row)
+    def finite(
+        self, key: str, arr: np.ndarray, limit: float = VALUE_LIMIT, neg_inf_to_zero: bool = False
+    ) -> int:
+        """Raise naming the first row with a NaN, an infinity or a value beyond ``limit``; with
+        ``neg_inf_to_zero`` first set ``-inf`` to 0 in place (MMSA's audio rule) and return how many.
+        Works through blocks of rows, so the temporary masks stay small for MOSEI-sized arrays."""
+        replaced = 0
+        step = max(1, 2**22 // max(1, arr[0].size))
+        for start in range(0, arr.shape[0], step):
+            block = arr[start : start + step].reshape(min(step, arr.shape[0] - start), -1)
+            if neg_inf_to_zero:
+                hit = np.isneginf(block)
+                replaced += int(hit.sum())
+                block[hit] = 0.0
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(block) | (np.abs(block) > limit)
+            if bad.any():
+                row, col = (int(v) for v in np.argwhere(bad)[0])
+                raise self.error(
+                    key, f"value {block[row, col]!r} is NaN, infinite or beyond +-{limit:g}", row=start + row
+                )
+        return replaced
 
     def strings(self, key: str, why: str) -> list[str]:
         value = self.get(key, why)
@@ -182,6 +201,7 @@ def _read_split(s: _Split, text_mode: str, label_mode: str, target_range: tuple[
             )
         labels = labels.astype(np.int64)
     out: dict[str, Any] = {
+        "notes": [],
         "labels": labels,
         "sequences": {},
         "lengths": {},
@@ -197,19 +217,16 @@ def _read_split(s: _Split, text_mode: str, label_mode: str, target_range: tuple[
     if text_mode == "features":
         text = s.numeric("text", 3, "text features for data.text=features")
         s.finite("text", text)
-        out["sequences"]["text"] = text.astype(np.float32)
+        out["sequences"]["text"] = text
         out["lengths"]["text"] = _mask_lengths(mask, text.shape[1], s.n)
     neg_inf = 0
     for modality, (key, length_key) in SEQUENCES.items():
         arr = s.numeric(key, 3, f"{modality} features")
-        if key == "audio":  # MMSA's loader: audio[audio == -inf] = 0
-            hit = np.isneginf(arr)
-            neg_inf = int(hit.sum())
-            arr[hit] = 0.0
-        s.finite(key, arr)
-        out["sequences"][modality] = arr.astype(np.float32)
+        # MMSA's loader: audio[audio == -inf] = 0
+        neg_inf += s.finite(key, arr, neg_inf_to_zero=key == "audio")
+        out["sequences"][modality] = arr
         if s.has(length_key):
-            out["lengths"][modality] = _lengths(s, length_key, arr.shape[1])
+            out["lengths"][modality] = _lengths(s, length_key, arr.shape[1], mask, out["notes"])
         else:
             out["lengths"][modality] = _mask_lengths(mask, arr.shape[1], s.n)
     out["neg_inf"] = neg_inf
@@ -246,9 +263,19 @@ def _mask_lengths(mask: np.ndarray | None, steps: int, n: int) -> np.ndarray:
     return mask.sum(axis=1).astype(np.int64)
 
 
-def _lengths(s: _Split, key: str, steps: int) -> np.ndarray:
+def _lengths(s: _Split, key: str, steps: int, mask: np.ndarray | None, notes: list[str]) -> np.ndarray:
+    """A file's lengths of a sequence of ``steps`` steps. Lengths beyond the axis of a sequence
+    aligned to the text (its steps = the ``text_bert`` mask's) count the unaligned frames: the text
+    mask gives the real steps instead, as MMSA does for aligned data (noted)."""
     arr = s.numeric(key, 1, "sequence lengths")
     bad = np.flatnonzero((arr != np.round(arr)) | (arr < 0) | (arr > steps))
+    beyond = len(bad) and (arr[bad] > steps).all() and (arr == np.round(arr)).all() and (arr >= 0).all()
+    if beyond and mask is not None and mask.shape[1] == steps:
+        notes.append(
+            f"split {s.split!r}: {key} exceed the {steps} steps aligned to the text in {len(bad):,} rows "
+            "(unaligned frame counts); the text_bert mask gives the real steps, as MMSA does for aligned data"
+        )
+        return mask.sum(axis=1).astype(np.int64)
     if len(bad):
         row = int(bad[0])
         raise s.error(key, f"length {arr[row]:g} is not an integer in [0, {steps}] (the time axis)", row=row)
@@ -300,5 +327,6 @@ def _concatenate(parts: list[dict], path: Path) -> MmsaSplits:
         modality_labels=modality_labels,
         aligned=all(p["aligned"] for p in parts),
         neg_inf_replaced=sum(p["neg_inf"] for p in parts),
+        notes=[n for p in parts for n in p["notes"]],
         empty_sequences={m: c for m, c in empty.items() if c},
     )

@@ -381,3 +381,21 @@ class TestSimsConformance(DatasetConformance):
     def dataset_case(cls, tmp_path_factory):
         path = write_mmsa_pickle(tmp_path_factory.mktemp("sims") / "unaligned_39.pkl", n=N, kind="sims")
         return DatasetCase("sims", path=path)
+
+
+def test_aligned_file_with_unaligned_frame_counts_uses_the_text_mask(tmp_path):
+    splits = mmsa_splits(N, aligned=True)
+    for part in splits.values():
+        part["audio_lengths"] = np.full(len(part["regression_labels"]), 400)  # frames before alignment
+    data, notes = _load(MosiDataset(), _write(tmp_path, splits, "aligned_50.pkl"))
+    mask_counts = np.concatenate([splits[s]["text_bert"][:, 1].sum(1) for s in ("train", "valid", "test")])
+    np.testing.assert_array_equal(data.lengths["audio"], mask_counts)
+    assert any("audio_lengths exceed the 12 steps aligned to the text" in n for n in notes)
+
+
+def test_sequences_stay_float32_and_fortran_order_is_handled(tmp_path):
+    splits = mmsa_splits(N, neg_inf=3)
+    splits["train"]["audio"] = np.asfortranarray(splits["train"]["audio"].astype(np.float64))
+    data, _ = _load(MosiDataset(), _write(tmp_path, splits))
+    assert data.modalities["audio"]["audio"].dtype == np.float32
+    assert data.meta["audio_neg_inf_replaced"] == 3 and np.isfinite(data.modalities["audio"]["audio"]).all()
