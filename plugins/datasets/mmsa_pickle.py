@@ -172,6 +172,7 @@ def read_mmsa_pickle(
     parts = [
         _read_split(_Split(path, name, obj[name]), text_mode, label_mode, target_range) for name in SPLIT_KEYS
     ]
+    del obj  # what was kept is in ``parts``; the rest of the file's arrays are freed
     out = _concatenate(parts, path)
     out.sizes = {SPLIT_KEYS[name]: len(p["labels"]) for name, p in zip(SPLIT_KEYS, parts, strict=True)}
     return out
@@ -297,9 +298,14 @@ def _concatenate(parts: list[dict], path: Path) -> MmsaSplits:
                 f"{modality} features have {sorted(dims)} values per step in different splits", path=path
             )
         steps = max(a.shape[1] for a in arrays)
-        sequences[modality] = np.concatenate(
-            [np.pad(a, ((0, 0), (0, steps - a.shape[1]), (0, 0))) for a in arrays]
-        )
+        merged = np.zeros((sum(n_rows), steps, dims.pop()), dtype=np.float32)
+        start = 0
+        for part, a in zip(parts, arrays, strict=True):
+            merged[start : start + len(a), : a.shape[1]] = a
+            start += len(a)
+            part["sequences"][modality] = None  # the loaded copy can go (peak: one modality twice)
+        del arrays
+        sequences[modality] = merged
         length = np.concatenate([p["lengths"][modality] for p in parts]).astype(np.int64)
         # A clip with no real step (MMSA's files hold some) would give an all-masked sequence;
         # it keeps one (zero) step so attention and pooling stay defined.
