@@ -70,7 +70,7 @@ class MmsaDataset(DatasetPlugin):
         notes = self._notes(file, rows)
         for note in notes:
             warn(note)
-        return standardized(self._assemble(file, rows, text_mode, label_mode, notes), options)
+        return standardized(self._assemble(file, rows, text_mode, label_mode), options)
 
     def _options(self, options: dict[str, Any]) -> tuple[str, str]:
         unknown = sorted(set(options) - set(OPTIONS) - {"classes"})
@@ -112,9 +112,7 @@ class MmsaDataset(DatasetPlugin):
             )
         return notes
 
-    def _assemble(
-        self, file: Path, rows: MmsaSplits, text_mode: str, label_mode: str, notes: list[str]
-    ) -> MultimodalData:
+    def _assemble(self, file: Path, rows: MmsaSplits, text_mode: str, label_mode: str) -> MultimodalData:
         modalities = {m: {_STREAMS[m]: a} for m, a in rows.sequences.items()}
         lengths = dict(rows.lengths)
         raw: dict[str, list[str]] = {}
@@ -137,8 +135,6 @@ class MmsaDataset(DatasetPlugin):
             meta["empty_sequences"] = rows.empty_sequences
         if rows.modality_labels:
             meta["modality_labels"] = rows.modality_labels
-        if notes:
-            meta["notes"] = notes
         task: dict[str, Any] = (
             {"task": "regression", "target_range": self.target_range, "class_names": []}
             if label_mode == "regression"

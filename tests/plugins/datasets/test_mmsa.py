@@ -17,7 +17,6 @@ from mmbench.cli import app
 from mmbench.errors import DataError, UsageError
 from mmbench.plugins.datasets.emotions import DatasetWarning
 from mmbench.plugins.datasets.mmsa import MoseiDataset, MosiDataset, SimsDataset
-from mmbench.testing import DatasetCase, DatasetConformance
 from mmbench.testing.mmsa import mmsa_splits, write_mmsa_pickle
 
 N = (40, 10, 12)
@@ -361,26 +360,8 @@ def test_every_fusion_runs_on_an_mmsa_file_and_records_regression_metrics(tmp_pa
         assert record["n_train"] == 40 and record["n_dev"] == 10 and record["n_test"] == 12
 
 
-# --------------------------------------------------------------------------------- conformance
-@pytest.mark.filterwarnings("ignore:.*split sizes train/valid/test:UserWarning")  # a small file
-class TestMosiConformance(DatasetConformance):
-    dataset_name = "mosi"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def dataset_case(cls, tmp_path_factory):
-        path = write_mmsa_pickle(tmp_path_factory.mktemp("mosi") / "unaligned_50.pkl", n=N)
-        return DatasetCase("mosi", path=path)
-
-
-class TestSimsConformance(DatasetConformance):
-    dataset_name = "sims"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def dataset_case(cls, tmp_path_factory):
-        path = write_mmsa_pickle(tmp_path_factory.mktemp("sims") / "unaligned_39.pkl", n=N, kind="sims")
-        return DatasetCase("sims", path=path)
+# The dataset conformance kit runs on sample files of mosi (aligned, unaligned), mosei and sims in
+# tests/plugins/fusions/test_conformance_builtin.py (TestBuiltinFileDatasets).
 
 
 def test_aligned_file_with_unaligned_frame_counts_uses_the_text_mask(tmp_path):

@@ -66,11 +66,21 @@ def _emorynlp_csvs(tmp: Path) -> Path:
     return emorynlp_folder(tmp / "emorynlp")
 
 
+def _mmsa(name: str, aligned: bool = False, kind: str = "mosi") -> Any:
+    """A writer of a small MMSA feature pickle (``mmbench.testing.write_mmsa_pickle``)."""
+    from mmbench.testing import write_mmsa_pickle
+
+    return lambda tmp: write_mmsa_pickle(tmp / name, n=(40, 10, 12), aligned=aligned, kind=kind)
+
+
 #: Small sample files for the datasets that read user files: dataset -> format -> writer(folder).
 SAMPLE_FILES: dict[str, dict[str, Any]] = {
     "iemocap": {"xlsx": _iemocap_xlsx},
     "meld": {"csvs": _meld_csvs, "pickle": _meld_pickle},
     "table": {"emorynlp": _emorynlp_csvs},
+    "mosi": {"unaligned": _mmsa("unaligned_50.pkl"), "aligned": _mmsa("aligned_50.pkl", aligned=True)},
+    "mosei": {"unaligned": _mmsa("unaligned_50.pkl")},
+    "sims": {"unaligned": _mmsa("unaligned_39.pkl", kind="sims")},
 }
 #: ``--set`` options a dataset needs for its sample files (dataset -> overrides).
 SAMPLE_OVERRIDES: dict[str, list[str]] = {
