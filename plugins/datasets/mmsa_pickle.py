@@ -181,7 +181,10 @@ def read_mmsa_pickle(
 def _read_split(s: _Split, text_mode: str, label_mode: str, target_range: tuple[float, float]) -> dict:
     label_key = "regression_labels" if label_mode == "regression" else "classification_labels"
     raw_labels = s.get(label_key, f"the labels of data.labels={label_mode}")
-    s.n = len(raw_labels) if hasattr(raw_labels, "__len__") else 0
+    try:
+        s.n = len(raw_labels)
+    except TypeError:  # a scalar, not one label per clip
+        raise s.error(label_key, f"must be one value per clip, got {type(raw_labels).__name__}") from None
     if s.n == 0:
         raise s.error(label_key, "the split has no rows")
     labels = s.numeric(label_key, 1, "labels")
@@ -211,8 +214,6 @@ def _read_split(s: _Split, text_mode: str, label_mode: str, target_range: tuple[
     }
     out["ids"] = s.strings("id", "clip ids") if s.has("id") else [f"{s.split}_{i}" for i in range(s.n)]
     out["raw_text"] = s.strings("raw_text", "transcripts for data.text=raw") if text_mode == "raw" else []
-    if s.has("raw_text") and text_mode != "raw":
-        out["raw_text"] = s.strings("raw_text", "transcripts")
     mask = _bert_tokens(s, out) if (s.has("text_bert") or text_mode == "bert_tokens") else None
     out["aligned"] = not any(s.has(k) for _, k in SEQUENCES.values())
     if text_mode == "features":
