@@ -82,6 +82,11 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+def direction_arrow(metric: str) -> str:
+    """``↑`` when larger values of ``metric`` are better, ``↓`` when smaller are (MAE)."""
+    return "↑" if higher_is_better(metric) else "↓"
+
+
 class Task:
     """Base of the task types; see the module docstring."""
 
@@ -108,6 +113,16 @@ class Task:
     def summary_metrics(self) -> tuple[str, ...]:
         """The metrics summarised over seeds (run output, leaderboard columns), in display order."""
         return self.metric_names
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """The test metrics a results table or leaderboard shows as columns, in display order."""
+        return self.summary_metrics
+
+    @property
+    def compact_metrics(self) -> tuple[str, ...]:
+        """The few test metrics a run's console summary table shows."""
+        return self.headline_metrics
 
     # ------------------------------------------------------------ direction
     def higher_is_better(self, metric: str) -> bool:
@@ -209,6 +224,15 @@ class ClassificationTask(Task):
     def summary_metrics(self) -> tuple[str, ...]:
         return ("accuracy", "unweighted_accuracy", "weighted_f1", "macro_f1", "weighted_accuracy")
 
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        # WA is accuracy: shown once.
+        return ("accuracy", "unweighted_accuracy", "weighted_f1", "macro_f1")
+
+    @property
+    def compact_metrics(self) -> tuple[str, ...]:
+        return ("accuracy", "weighted_f1", "macro_f1")
+
     def make_loss(self, train_cfg: dict[str, Any], train_targets: Tensor) -> nn.Module:
         from mmbench.training.losses import inverse_frequency_weights, make_loss
 
@@ -276,6 +300,13 @@ class RegressionTask(Task):
     @property
     def default_metric(self) -> str:
         return "mae"
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        # The columns papers on CMU-MOSI/MOSEI print (MAE, Corr, Acc-2 and F1 both ways, Acc-7); Acc-5
+        # stays in the records and the JSON output.
+        names = self.metric_names
+        return tuple(m for m in names if not (m == "acc5" and "acc7" in names))
 
     def make_loss(self, train_cfg: dict[str, Any], train_targets: Tensor) -> nn.Module:
         from mmbench.training.losses import RegressionLoss

@@ -225,7 +225,11 @@ def leaderboard(
             for i, group in enumerate(board.groups):
                 if group.rows:
                     links[i] = plot_names(board, group, output)
-                    plot_group(group, output.parent / links[i]["bars"], output.parent / links[i]["per_class"])
+                    plot_group(
+                        group,
+                        output.parent / links[i]["bars"],
+                        output.parent / links[i]["per_class"] if "per_class" in links[i] else None,
+                    )
                     if "noise" in links[i]:
                         from mmbench.robustness.plots import plot_contributions, plot_noise_curves
 

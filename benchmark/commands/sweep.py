@@ -128,6 +128,8 @@ def sweep(
                             "status": c.status,
                             "record": c.record,
                             "test_weighted_f1": c.weighted_f1,
+                            "test_metric": c.metric,
+                            "test_score": c.score,
                             "note": c.note,
                             "attempts": c.attempts,
                             "worker": c.worker,
@@ -143,12 +145,21 @@ def sweep(
                 title=f"sweep: shard {result.shard[0]}/{result.shard[1]} of a {result.grid_size}-cell grid",
                 caption=f"records in {out}/ — " + ", ".join(f"{k} {v}" for k, v in counts.items()),
             )
-            for col in ("dataset", "fusion", "trained", "existing", "busy", "failed", "test wF1 ↑ (mean)"):
+            from mmbench.ui.tables import short_name
+
+            # One score column: the tasks' default test metric (weighted F1, MAE), named in the
+            # header when every cell shares it, else in each cell.
+            metrics = {c.metric for c in result.cells if c.metric is not None} or {"weighted_f1"}
+            shared = next(iter(metrics)) if len(metrics) == 1 else None
+            head = f"test {short_name(shared)} (mean)" if shared else "test score (mean)"
+            for col in ("dataset", "fusion", "trained", "existing", "busy", "failed", head):
                 table.add_column(col, justify="left" if col in ("dataset", "fusion") else "right")
             pairs = sorted({(c.cell.dataset, c.cell.method) for c in result.cells})
             for ds, fu in pairs:
                 cells = [c for c in result.cells if (c.cell.dataset, c.cell.method) == (ds, fu)]
-                scores = [c.weighted_f1 for c in cells if c.weighted_f1 is not None]
+                scores = [c.score for c in cells if c.score is not None]
+                names = {c.metric for c in cells if c.score is not None}
+                unit = "" if shared or len(names) != 1 else f" ({short_name(names.pop())})"
                 table.add_row(
                     ds,
                     fu,
@@ -156,7 +167,7 @@ def sweep(
                         str(sum(c.status == s for c in cells))
                         for s in ("trained", "existing", "busy", "failed")
                     ),
-                    f"{sum(scores) / len(scores):.4f}" if scores else "-",
+                    f"{sum(scores) / len(scores):.4f}{unit}" if scores else "-",
                 )
             out_console.print(table)
         if counts["failed"]:

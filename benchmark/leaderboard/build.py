@@ -4,9 +4,10 @@
   different groups never share a table.
 * Within a group, one row per fusion setting: fusion + params tag (hyper-parameters and
   encoders), and tuned runs (a non-null ``tuning``) as their own row.
-* Each row: n seeds, test metrics as mean ± sample std (``runner.summarize``), per-class F1,
-  rank by the primary metric, whether it is tied with the best (``leaderboard.ties``),
-  and the efficiency columns.
+* Each row: n seeds, test metrics as mean ± sample std (``runner.summarize``), per-class F1
+  (classification), rank by the primary metric in its direction (``mmbench.tasks``: MAE ascending,
+  the others descending; a row whose primary metric is undefined ranks last), whether it is tied
+  with the best (``leaderboard.ties``), and the efficiency columns.
 * Failed runs are listed, never averaged; budget-cut runs (``--max-epochs`` below the
   protocol) are left out unless asked for.
 
@@ -31,10 +32,13 @@ from mmbench.leaderboard.ties import load_predictions as load_predictions
 from mmbench.leaderboard.ties import mark_ties
 from mmbench.protocol import NOT_FINGERPRINTED, NUMERICS_KEY, fingerprint_without_numerics
 from mmbench.runner.methods import record_method
-from mmbench.runner.run import SUMMARY_METRICS, summarize
+from mmbench.runner.run import summarize
 from mmbench.runner.sweep import parse_dataset_spec
+from mmbench.tasks import REGRESSION_METRICS, Task, higher_is_better, metric_label, task_from_record
 
+#: Column and caption names of the metrics (regression metrics as papers print them: MAE, Corr, Acc-7).
 METRIC_NAMES = {
+    **{m: metric_label(m) for m in REGRESSION_METRICS},
     "weighted_f1": "weighted F1",
     "accuracy": "WA (accuracy)",
     "weighted_accuracy": "WA (accuracy)",
@@ -114,15 +118,28 @@ class Group:
         return " · ".join([self.dataset, *self.title_bits])
 
     @property
+    def task(self) -> Task:
+        """The records' task (``mmbench.tasks``): its metrics and their directions."""
+        return task_from_record(self.records[0])
+
+    @property
     def class_names(self) -> list[str]:
+        """The class names; empty for a regression task (no per-class table, no confusion matrix)."""
         first = self.records[0]
-        return list(first.get("class_names") or first["metrics"]["test"]["per_class"])
+        if "class_names" in first:
+            return list(first["class_names"] or first["metrics"]["test"].get("per_class") or ())
+        return list(first["metrics"]["test"].get("per_class") or ())
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether the primary metric ranks descending (false for MAE)."""
+        return higher_is_better(self.metric)
 
     @property
     def metrics(self) -> list[str]:
-        """The primary metric first, then the others (WA is accuracy: shown once)."""
+        """The primary metric first, then the task's other headline metrics (WA is accuracy: shown once)."""
         same = {self.metric, "accuracy"} if self.metric == "weighted_accuracy" else {self.metric}
-        return [self.metric, *(m for m in SUMMARY_METRICS if m not in same)]
+        return [self.metric, *(m for m in self.task.headline_metrics if m not in same)]
 
 
 @dataclass
@@ -378,13 +395,20 @@ def _fill_group(group: Group, board: Leaderboard) -> None:
         )
     _label_rows(rows)
     metric = group.metric
-    rows.sort(key=lambda r: (-r.mean(metric), r.label))
+    rows.sort(key=lambda r: (rank_key(r.mean(metric), metric), r.label))
     for i, row in enumerate(rows):
         same = i > 0 and row.mean(metric) == rows[i - 1].mean(metric)
         row.rank = rows[i - 1].rank if same else i + 1
     group.rows = rows
     if rows:
         mark_ties(group, board)
+
+
+def rank_key(value: float | None, metric: str) -> float:
+    """Sort key of a row's mean ``metric``: the best first in the metric's direction, undefined last."""
+    if value is None or math.isnan(value):
+        return math.inf
+    return -value if higher_is_better(metric) else value
 
 
 def efficiency_value(record: dict[str, Any], key: str) -> float | None:
@@ -409,6 +433,8 @@ def per_class_f1(records: list[dict[str, Any]], class_names: list[str]) -> dict[
     """
     from mmbench.metrics import class_present
 
+    if not class_names:  # a regression task: no classes
+        return {}
     present = [class_present(r["metrics"]["test"]["confusion_matrix"]) for r in records]
     out: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(class_names):

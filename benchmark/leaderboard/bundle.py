@@ -370,7 +370,11 @@ def _board_files(
     for i, group in enumerate(board.groups):  # as `mmbench leaderboard --plots` does
         if group.rows:
             links[i] = plot_names(board, group, md)
-            plot_group(group, md.parent / links[i]["bars"], md.parent / links[i]["per_class"])
+            plot_group(
+                group,
+                md.parent / links[i]["bars"],
+                md.parent / links[i]["per_class"] if "per_class" in links[i] else None,
+            )
             if "noise" in links[i]:
                 from mmbench.robustness.plots import plot_contributions, plot_noise_curves
 

@@ -53,7 +53,6 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
     """(label, text) pairs: protocol, seeds, significance, failures, versions, hardware, origin."""
     p = group.protocol
     first = group.records[0]
-    classes = group.class_names
     data_opts = (
         ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted((p.get("data") or {}).items())) or "defaults"
     )
@@ -65,11 +64,12 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
             "Protocol",
             f"`{group.protocol_fingerprint}`; split: {p.get('split', 'the dataset’s own')}; "
             f"train/dev/test {sizes}; "
-            f"{len(classes)} classes ({', '.join(classes)}); data: {data_opts}",
+            f"{target_text(group)}; data: {data_opts}",
         ),
         (
             "Selection",
-            f"the epoch with the best dev {group.metric} (early stopping on dev); test evaluated once; "
+            f"the epoch with the {'best' if group.higher_is_better else 'lowest'} dev {group.metric} "
+            "(early stopping on dev); test evaluated once; "
             f"training: {train}",
         ),
         ("Seeds", ", ".join(str(s) for s in seeds)),
@@ -126,6 +126,14 @@ def footer_lines(group: Group, board: Leaderboard) -> list[tuple[str, str]]:
     if commands:
         lines.append(("Runs made by", _join_some([f"`{c}`" for c in commands])))
     return lines
+
+
+def target_text(group: Group) -> str:
+    """``6 classes (hap, sad, ...)``, or the regression target (``a regression target in [-3, 3]``)."""
+    classes = group.class_names
+    if classes:
+        return f"{len(classes)} classes ({', '.join(classes)})"
+    return group.task.target_summary()
 
 
 def numerics_text(group: Group) -> str:

@@ -20,6 +20,7 @@ from mmbench.leaderboard.render import (
     document_notes,
     footer_lines,
     per_class_cells,
+    ranking_order,
     table_cells,
     table_headers,
 )
@@ -185,11 +186,11 @@ def render_latex(
         also = ", ".join(others[:-1]) + f" and {others[-1]}" if len(others) > 1 else "".join(others)
         text = caption or (
             f"{title}: test {latex_escape(metric)}, {latex_escape(also)}, mean $\\pm$ sample std over "
-            f"$n$ seeds ({len(seeds)} seeds), ranked by test {latex_escape(metric)}. "
+            f"$n$ seeds ({len(seeds)} seeds), ranked by test {latex_escape(metric)}{ranking_order(group)}. "
             "Bold: best in the column."
         )
         out += _main_table(group, board, text, base)
-        if per_class:
+        if per_class and group.class_names:  # a regression task has no classes
             out.append("")
             out += _per_class_table(
                 group,

@@ -1,7 +1,8 @@
 """Figures in the house style (``mmbench.ui.plot_style``): PNG plus SVG beside it.
 
 Per run, beside its record: confusion matrix (counts and row-normalised), training curves (train
-and dev loss, dev metric, learning rate, the selected epoch), per-class F1.
+and dev loss, dev metric, learning rate, the selected epoch), per-class F1; for a regression task
+(no classes) test predictions against targets in place of the confusion matrix and per-class F1.
 Per leaderboard, beside its markdown: the primary metric as dots with 95% intervals over seeds on a
 zoomed axis with chance and majority-class lines, and a per-class F1 heatmap.
 """
@@ -24,17 +25,25 @@ from mmbench.ui.plot_style import (
 )
 
 RUN_PLOTS = ("confusion", "curves", "per_class")
+#: The per-run plots of a regression task (no classes): predictions against targets, and the curves.
+REGRESSION_RUN_PLOTS = ("scatter", "curves")
 #: Dot colours: best, tied with the best, significantly worse.
 COLOURS = STATUS_COLOURS
 
 
 # ---------------------------------------------------------------- per run
-def run_plot_paths(record_file: Path) -> dict[str, Path]:
+def run_plot_paths(record_file: Path, kinds: tuple[str, ...] = RUN_PLOTS) -> dict[str, Path]:
     """``<stem>.confusion.png``, ``<stem>.curves.png``, ``<stem>.per_class.png`` beside the record
-    (each with an ``.svg`` twin)."""
+    (each with an ``.svg`` twin); ``kinds``: ``REGRESSION_RUN_PLOTS`` for ``<stem>.scatter.png``."""
     record_file = Path(record_file)
     stem = record_file.name[: -len(".json")] if record_file.name.endswith(".json") else record_file.stem
-    return {kind: record_file.with_name(f"{stem}.{kind}.png") for kind in RUN_PLOTS}
+    return {kind: record_file.with_name(f"{stem}.{kind}.png") for kind in kinds}
+
+
+def run_plot_kinds(record: dict[str, Any]) -> tuple[str, ...]:
+    """The plots a record gets: ``RUN_PLOTS`` with classes, ``REGRESSION_RUN_PLOTS`` without."""
+    has_classes = record.get("class_names") or (record.get("metrics") or {}).get("test", {}).get("per_class")
+    return RUN_PLOTS if has_classes else REGRESSION_RUN_PLOTS
 
 
 def _run_title(record: dict[str, Any]) -> str:
@@ -78,6 +87,39 @@ def plot_confusion(record: dict[str, Any], path: Path) -> Path:
         test = record["metrics"]["test"]
         scores = f"test accuracy {test['accuracy']:.3f}, weighted F1 {test['weighted_f1']:.3f}"
         fig.suptitle(f"{_run_title(record)}: {scores}")
+        fig.tight_layout()
+        return save_figure(fig, path)
+
+
+def plot_scatter(record: dict[str, Any], path: Path) -> Path:
+    """Test predictions against targets (a regression task), the identity line dashed; MAE and Corr
+    in the title. Needs the record's predictions file (``UsageError`` naming it when unreadable)."""
+    from mmbench.errors import UsageError
+    from mmbench.leaderboard.ties import load_predictions
+    from mmbench.tasks import metric_label
+
+    preds = load_predictions(record)
+    if preds is None:
+        raise UsageError(f"{record.get('_path')}: no readable predictions file for the scatter plot")
+    test = record["metrics"]["test"]
+    scores = ", ".join(f"{metric_label(m)} {test[m]:.3f}" for m in ("mae", "corr") if test.get(m) is not None)
+    lo = float(min(preds.y_true.min(), preds.y_pred.min()))
+    hi = float(max(preds.y_true.max(), preds.y_pred.max()))
+    with house_style():
+        fig, ax = figure(5.2, 4.8)
+        ax.plot(
+            [lo, hi],
+            [lo, hi],
+            color=REFERENCE_COLOUR,
+            linestyle="--",
+            linewidth=1,
+            label="prediction = target",
+        )
+        ax.scatter(preds.y_true, preds.y_pred, s=10, alpha=0.6, color=PALETTE[0], label="test utterance")
+        ax.set_xlabel("target")
+        ax.set_ylabel("prediction")
+        legend_outside(ax)
+        ax.set_title(f"{_run_title(record)}: {scores}" if scores else _run_title(record))
         fig.tight_layout()
         return save_figure(fig, path)
 
@@ -165,10 +207,15 @@ def plot_run(record: dict[str, Any], force: bool = False) -> list[Path]:
     record_file = Path(record["_path"])
     if record.get("status") != "ok":
         return []
-    makers = {"confusion": plot_confusion, "curves": plot_curves, "per_class": plot_run_per_class}
+    makers = {
+        "confusion": plot_confusion,
+        "curves": plot_curves,
+        "per_class": plot_run_per_class,
+        "scatter": plot_scatter,
+    }
     written = []
     mtime = record_file.stat().st_mtime
-    for kind, path in run_plot_paths(record_file).items():
+    for kind, path in run_plot_paths(record_file, run_plot_kinds(record)).items():
         if not force and path.exists() and path.stat().st_mtime >= mtime:
             continue
         written.append(makers[kind](record, path))
@@ -235,6 +282,8 @@ def plot_metric_dots(
     hi = max((b for _, b in intervals), default=1.0)
     span = max(hi - lo, 0.01)
     left, right = max(0.0, lo - 0.25 * span), min(1.0, hi + 0.25 * span) if hi <= 1 else hi + 0.25 * span
+    if lo < 0:  # a correlation below 0: no floor at 0
+        left = max(-1.0, lo - 0.25 * span)
     y = np.arange(len(labels))
     with house_style():
         fig, ax = figure(7.0, 1.3 + 0.36 * len(labels))
@@ -330,8 +379,10 @@ def group_references(group: Any) -> dict[str, float]:
     return {}
 
 
-def plot_group(group: Any, bars_path: Path, per_class_path: Path) -> list[Path]:
-    """The two leaderboard plots of one ``leaderboard.Group``."""
+def plot_group(group: Any, bars_path: Path, per_class_path: Path | None = None) -> list[Path]:
+    """The leaderboard plots of one ``leaderboard.Group``: the primary metric's dots (best first in the
+    metric's direction) and, for a classification task with ``per_class_path``, the per-class F1
+    heatmap (a regression task has no classes: no heatmap)."""
     from mmbench.leaderboard.build import METRIC_NAMES
 
     rows = group.rows
@@ -348,6 +399,8 @@ def plot_group(group: Any, bars_path: Path, per_class_path: Path) -> list[Path]:
         bars_path,
         group_references(group),
     )
+    if per_class_path is None or not group.class_names:
+        return [dots]
     values = np.array(
         [
             [np.nan if r.per_class[c]["mean"] is None else r.per_class[c]["mean"] for c in group.class_names]

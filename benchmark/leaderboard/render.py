@@ -24,6 +24,7 @@ from mmbench.leaderboard.build import (
 )
 from mmbench.leaderboard.footer import document_notes as document_notes  # re-exported
 from mmbench.leaderboard.footer import footer_lines as footer_lines  # re-exported
+from mmbench.tasks import direction_arrow, higher_is_better
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -66,7 +67,7 @@ def _best_values(rows: list[Row], values: list[float | None], higher: bool) -> s
 
 def table_headers(group: Group) -> list[str]:
     heads = ["rank", "fusion", "n"]
-    heads += [f"{METRIC_NAMES[m]} {UP}" for m in group.metrics]
+    heads += [f"{METRIC_NAMES[m]} {direction_arrow(m)}" for m in group.metrics]
     heads.append("vs best")
     if len({r.encoders for r in group.rows}) > 1:
         heads.append("encoders")
@@ -79,7 +80,9 @@ def table_cells(
 ) -> list[list[str]]:
     """The main table's cells (strings, through ``escape``), the best of each metric column in ``bold``."""
     rows = group.rows
-    best_cells = {m: _best_values(rows, [r.mean(m) for r in rows], True) for m in group.metrics}
+    best_cells = {
+        m: _best_values(rows, [r.mean(m) for r in rows], higher_is_better(m)) for m in group.metrics
+    }
     show_encoders = len({r.encoders for r in rows}) > 1
     out = []
     for i, row in enumerate(rows):
@@ -120,12 +123,19 @@ def _pipe_table(headers: list[str], rows: list[list[str]], right: set[int]) -> l
     return text.splitlines()
 
 
+def ranking_order(group: Group) -> str:
+    """`` (lowest first)`` for a lower-is-better primary metric (MAE); nothing otherwise."""
+    return "" if group.higher_is_better else " (lowest first)"
+
+
 def plot_names(board: Leaderboard, group: Group, output: Path) -> dict[str, str]:
     """File names (beside ``output``) of a group's leaderboard plots."""
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
     if len(board.groups) > 1:
         stem += f".{group.protocol_fingerprint[:8]}.{group.dataset_fingerprint[:8]}"
-    names = {"bars": f"{stem}.{group.metric}.png", "per_class": f"{stem}.per_class_f1.png"}
+    names = {"bars": f"{stem}.{group.metric}.png"}
+    if group.class_names:  # no per-class heatmap without classes
+        names["per_class"] = f"{stem}.per_class_f1.png"
     if any(r.robustness for r in group.rows):
         names.update(noise=f"{stem}.noise.png", contributions=f"{stem}.contributions.png")
     return names
@@ -145,8 +155,9 @@ def render_markdown(
         else:
             out.append(
                 f"Test split: mean ± std (sample std) over n seeds, ranked by test "
-                f"{METRIC_NAMES[group.metric]}. **Bold**: best in the column. {UP}/{DOWN}: higher/lower "
-                "is better. ≈ tied: not significantly different from the best (see *Ties*)."
+                f"{METRIC_NAMES[group.metric]}{ranking_order(group)}. **Bold**: best in the column. "
+                f"{UP}/{DOWN}: higher/lower is better. ≈ tied: not significantly different from the best "
+                "(see *Ties*)."
             )
             out.append("")
             heads = table_headers(group)
@@ -162,12 +173,13 @@ def render_markdown(
                     f"![Test {METRIC_NAMES[group.metric]} by fusion, mean ± std over seeds]({links['bars']})",
                     "",
                 ]
-            out += ["Per-class test F1 (mean over seeds):", ""]
             names = group.class_names
-            out += _pipe_table(["fusion", *names], per_class_cells(group), set(range(1, len(names) + 1)))
-            out.append("")
-            if links:
-                out += [f"![Per-class test F1 by fusion]({links['per_class']})", ""]
+            if names:  # a regression task has no classes
+                out += ["Per-class test F1 (mean over seeds):", ""]
+                out += _pipe_table(["fusion", *names], per_class_cells(group), set(range(1, len(names) + 1)))
+                out.append("")
+                if links and links.get("per_class"):
+                    out += [f"![Per-class test F1 by fusion]({links['per_class']})", ""]
             out += robustness_markdown(group, links)
         for label, text in footer_lines(group, board):
             out.append(f"- **{label}**: {text}")
@@ -392,13 +404,14 @@ def rich_renderables(board: Leaderboard, command: str | None = None, width: int 
             width,
             title=escape(f"{group.title} — protocol {group.protocol_fingerprint}"),
         )
-        per_class = [Column("fusion", "name", "left")] + [Column(escape(n)) for n in group.class_names]
-        out += fitted_tables(
-            per_class,
-            per_class_cells(group, bold=("[bold]", "[/bold]"), escape=escape),
-            width,
-            title="per-class test F1 (mean over seeds)",
-        )
+        if group.class_names:
+            per_class = [Column("fusion", "name", "left")] + [Column(escape(n)) for n in group.class_names]
+            out += fitted_tables(
+                per_class,
+                per_class_cells(group, bold=("[bold]", "[/bold]"), escape=escape),
+                width,
+                title="per-class test F1 (mean over seeds)",
+            )
         for label, text in footer_lines(group, board):
             out.append(Text(f"{label}: {text}".replace("`", ""), style="dim"))
         out.append(Text(""))

@@ -1,6 +1,7 @@
 """Significance tests for leaderboards: is a method different from the best, or tied with it?
 
-The leaderboard compares every row with the best row (highest mean test score) and corrects the
+The leaderboard compares every row with the best row (best mean test score in the metric's direction:
+highest, or lowest for MAE) and corrects the
 p-values for the number of comparisons (Holm, 1979). Two tests, both **two-sided** (the best is
 picked on the same test data, so a one-sided test would be biased towards "worse") and seeded:
 
@@ -20,7 +21,11 @@ picked on the same test data, so a one-sided test would be biased towards "worse
   an exact sign-flip permutation test on the per-seed differences; with ``n`` paired seeds its
   smallest attainable two-sided p is ``2 / 2**n`` (0.25 with 3 seeds).
 
-Scores use the definitions of ``mmbench.metrics`` (computed here from per-cluster class counts).
+Scores use the definitions of ``mmbench.metrics``, computed here from per-cluster sums that add up
+over any draw of clusters: class counts for classification metrics; for regression metrics sums of
+absolute errors and counts (MAE), the sums ``n, Σt, Σp, Σt², Σp², Σtp`` (Pearson correlation),
+correct counts and counts (Acc-2 in both conventions, Acc-5, Acc-7, the CH-SIMS bins) and the two
+classes' counts (their F1).
 ``holm`` turns the raw p-values of the comparisons with the best into adjusted ones.
 """
 
@@ -37,6 +42,20 @@ BOOTSTRAP_SEED = 0
 ALPHA = 0.05
 #: Metrics the bootstrap can recompute from class counts (``mmbench.metrics`` definitions).
 METRICS = ("accuracy", "weighted_accuracy", "unweighted_accuracy", "weighted_f1", "macro_f1")
+#: Regression metrics the bootstrap recomputes from per-cluster sums (``regression_metrics`` definitions).
+REGRESSION_METRICS = (
+    "mae",
+    "corr",
+    "acc2_has0",
+    "f1_has0",
+    "acc2_non0",
+    "f1_non0",
+    "acc5",
+    "acc7",
+    "acc2",
+    "acc3",
+    "f1",
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,66 @@ def scores_from_counts(counts: np.ndarray, metric: str) -> np.ndarray:
     raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
 
 
+def _binary_columns(true_pos: np.ndarray, pred_pos: np.ndarray, keep: np.ndarray, f1: bool) -> np.ndarray:
+    """Per-sample columns of a two-class score: ``[correct, counted]`` for accuracy, or the two classes'
+    ``[tp, support, predicted]`` (``[N, 3 * 2]``) for their support-weighted F1; ``keep`` masks samples."""
+    if not f1:
+        return np.stack([(true_pos == pred_pos) & keep, keep], axis=1).astype(float)
+    cols = []
+    for part in ("tp", "support", "predicted"):
+        for cls in (False, True):
+            t, p = true_pos == cls, pred_pos == cls
+            cols.append({"tp": t & p, "support": t, "predicted": p}[part] & keep)
+    return np.stack(cols, axis=1).astype(float)
+
+
+def regression_statistics(
+    y_true: np.ndarray, y_pred: np.ndarray, metric: str, target_range: tuple[float, float] | None
+) -> np.ndarray:
+    """``[N, K]`` per-sample sums of ``metric`` (a regression metric, ``mmbench.metrics`` definitions);
+    their column sums over any subset give the metric through ``scores_from_statistics``."""
+    from mmbench.metrics import SIMS_BINS, regression_metric_names
+
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    ones = np.ones_like(t, dtype=bool)
+    if metric == "mae":
+        return np.stack([np.abs(p - t), ones], axis=1).astype(float)
+    if metric == "corr":
+        return np.stack([ones, t, p, t * t, p * p, t * p], axis=1).astype(float)
+    f1 = metric.startswith("f1")
+    if "acc3" in regression_metric_names(target_range) and metric in ("acc2", "acc3", "acc5", "f1"):
+        edges = np.asarray(SIMS_BINS["acc2" if metric == "f1" else metric])
+        tb = np.searchsorted(edges, np.clip(t, -1.0, 1.0), side="left")
+        pb = np.searchsorted(edges, np.clip(p, -1.0, 1.0), side="left")
+        if f1:
+            return _binary_columns(tb == 2, pb == 2, ones, True)
+        return np.stack([tb == pb, ones], axis=1).astype(float)
+    if metric in ("acc2_has0", "f1_has0"):
+        return _binary_columns(t >= 0, p >= 0, ones, f1)
+    if metric in ("acc2_non0", "f1_non0"):
+        return _binary_columns(t > 0, p > 0, t != 0, f1)
+    if metric in ("acc5", "acc7"):
+        bound = 2.0 if metric == "acc5" else 3.0
+        same = np.round(np.clip(p, -bound, bound)) == np.round(np.clip(t, -bound, bound))
+        return np.stack([same, ones], axis=1).astype(float)
+    raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS + REGRESSION_METRICS)}")
+
+
+def scores_from_statistics(stats: np.ndarray, metric: str) -> np.ndarray:
+    """A regression ``metric`` from summed ``[..., K]`` ``regression_statistics``; shape ``[...]``.
+    An undefined value (no sample; a constant side for ``corr``) is 0."""
+    if metric == "corr":
+        n, st, sp, stt, spp, stp = np.moveaxis(stats, -1, 0)
+        safe_n = np.maximum(n, 1)
+        cov = stp - st * sp / safe_n
+        var = (stt - st * st / safe_n) * (spp - sp * sp / safe_n)
+        return np.divide(cov, np.sqrt(np.maximum(var, 0)), out=np.zeros_like(cov), where=var > 1e-300)
+    if stats.shape[-1] == 6:  # the two classes' counts: support-weighted F1
+        return scores_from_counts(stats.reshape(*stats.shape[:-1], 3, 2), "weighted_f1")
+    return np.divide(stats[..., 0], stats[..., 1], out=np.zeros_like(stats[..., 0]), where=stats[..., 1] > 0)
+
+
 def draw_clusters(n_clusters: int, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
     """``[B, G]`` how often each of ``G`` clusters is drawn in each resample (rows sum to ``G``)."""
     rng = np.random.default_rng([seed, 0])
@@ -120,6 +199,25 @@ def run_scores(counts: np.ndarray, clusters: np.ndarray, metric: str) -> RunScor
     full = float(scores_from_counts(counts.sum(axis=0), metric))
     return RunScores(
         full, scores_from_counts(np.einsum("bg,gkc->bkc", clusters, counts, optimize=True), metric)
+    )
+
+
+def regression_run_scores(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    codes: np.ndarray,
+    clusters: np.ndarray,
+    metric: str,
+    target_range: tuple[float, float] | None,
+) -> RunScores:
+    """``RunScores`` of one regression run: its ``[N]`` targets and predictions, the utterances'
+    ``[N]`` cluster ``codes`` and the ``[B, G]`` cluster draws."""
+    stats = regression_statistics(y_true, y_pred, metric, target_range)
+    per_cluster = np.zeros((int(codes.max()) + 1 if len(codes) else 0, stats.shape[1]))
+    np.add.at(per_cluster, codes, stats)
+    return RunScores(
+        float(scores_from_statistics(per_cluster.sum(axis=0), metric)),
+        scores_from_statistics(clusters @ per_cluster, metric),
     )
 
 

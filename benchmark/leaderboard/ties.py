@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Predictions:
-    """A record's stored test predictions: ``y_true``/``y_pred`` ``[N]`` and the cluster id of each
-    test utterance (``None`` when the record carries none)."""
+    """A record's stored test predictions: ``y_true``/``y_pred`` ``[N]`` (int64 class indices, or
+    float64 values for a regression task) and the cluster id of each test utterance (``None`` when
+    the record carries none)."""
 
     y_true: np.ndarray
     y_pred: np.ndarray
@@ -32,14 +33,17 @@ class Predictions:
 
 def load_predictions(record: dict[str, Any]) -> Predictions | None:
     """A record's stored test predictions, or None when unavailable or inconsistent."""
+    from mmbench.tasks import task_from_record
+
+    dtype = np.float64 if task_from_record(record).target_dtype().kind == "f" else np.int64
     path = record.get("_path")
     name = record.get("predictions_file")
     if not path or not name:
         return None
     try:
         data = json.loads((Path(path).parent / name).read_text(encoding="utf-8"))
-        y_true = np.asarray(data["y_true"], dtype=np.int64)
-        y_pred = np.asarray(data["y_pred"], dtype=np.int64)
+        y_true = np.asarray(data["y_true"], dtype=dtype)
+        y_pred = np.asarray(data["y_pred"], dtype=dtype)
         clusters = data.get("clusters")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -81,6 +85,7 @@ def mark_ties(group: Group, board: Leaderboard) -> None:
         draw_seeds,
         holm,
         paired_bootstrap,
+        regression_run_scores,
         run_scores,
         seed_permutation,
         smallest_bootstrap_p,
@@ -115,9 +120,15 @@ def mark_ties(group: Group, board: Leaderboard) -> None:
         n_clusters = int(codes.max()) + 1
         clusters = draw_clusters(n_clusters, board.n_resamples, board.bootstrap_seed)
         n_classes = len(group.class_names)
+        target_range = getattr(group.task, "target_range", None)
         for rec_id, p in preds.items():
-            counts = cluster_counts(p.y_true, p.y_pred, codes, n_classes)
-            scores[rec_id] = run_scores(counts, clusters, metric)
+            if n_classes:
+                counts = cluster_counts(p.y_true, p.y_pred, codes, n_classes)
+                scores[rec_id] = run_scores(counts, clusters, metric)
+            else:  # a regression task: per-cluster sums of the metric's parts
+                scores[rec_id] = regression_run_scores(
+                    p.y_true, p.y_pred, codes, clusters, metric, target_range
+                )
         sig.update(
             cluster_unit=unit, n_clusters=n_clusters, smallest_p=smallest_bootstrap_p(board.n_resamples)
         )

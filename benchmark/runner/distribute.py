@@ -142,7 +142,11 @@ class SweepProgress:
     def finished(self, result: CellResult, running: int) -> None:
         self.done += 1
         self.failed += result.status == "failed"
-        score = f" test wF1 {result.weighted_f1:.4f}" if result.weighted_f1 is not None else ""
+        score = ""
+        if result.score is not None and result.metric is not None:
+            from mmbench.ui.tables import short_name
+
+            score = f" test {short_name(result.metric, arrow=False)} {result.score:.4f}"
         note = f" ({result.note})" if result.note else ""
         where = f" on {result.worker}" if result.worker else ""
         self.reporter.log(

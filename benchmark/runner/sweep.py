@@ -380,8 +380,12 @@ class CellResult:
     cell: Cell
     status: str  # trained | existing | failed | busy
     record: str | None = None
+    #: test weighted F1 (classification tasks; ``None`` otherwise)
     weighted_f1: float | None = None
     note: str = ""
+    #: the task's default test metric (``weighted_f1``, ``mae``) and its value
+    metric: str | None = None
+    score: float | None = None
     #: How many times the cell was started (more than 1 when a worker died and it was rerun).
     attempts: int = 1
     #: ``host:pid`` of the worker that ran it (distributed sweeps).
@@ -553,13 +557,18 @@ def finished_record(record: dict[str, Any] | None, retry_failed: bool) -> dict[s
 
 
 def cell_result(cell: Cell, status: str, record: dict[str, Any]) -> CellResult:
+    from mmbench.tasks import task_from_record
+
     ok = record.get("status") == "ok"
+    metric = task_from_record(record).default_metric
     if status == "existing" and not ok:
         status = "failed"
     return CellResult(
         cell,
         status,
         record=record.get("_path"),
-        weighted_f1=record["metrics"]["test"]["weighted_f1"] if ok else None,
+        weighted_f1=record["metrics"]["test"].get("weighted_f1") if ok else None,
         note="" if ok else str((record.get("failure") or {}).get("reason", "failed")),
+        metric=metric,
+        score=record["metrics"]["test"].get(metric) if ok else None,
     )

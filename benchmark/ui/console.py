@@ -189,7 +189,7 @@ class RichReporter:
             self.log(f"{label}: [red]failed[/red] ({record.get('failure', {}).get('reason')})")
         else:
             self.log(
-                f"{label}: best dev epoch {record['best_epoch']}, test {_headline(record)} "
+                f"{label}: best dev epoch {record['best_epoch']}, test {test_scores(record)} "
                 f"({record['efficiency']['train_seconds']:.1f}s)"
             )
         if not self.live and self.total_runs > 1:
@@ -206,17 +206,17 @@ class RichReporter:
         self.progress = self.task = self.overall = None
 
 
-def _headline(record: dict[str, Any]) -> str:
-    """A run's two headline test metrics: weighted F1 and accuracy, or the task's first two."""
+def test_scores(record: dict[str, Any]) -> str:
+    """Two headline test scores of a finished record: ``weighted F1 0.6123, accuracy 0.6340`` for a
+    classification task, ``MAE 0.8123, Corr 0.6012`` for a regression task (undefined: ``-``)."""
     from mmbench.tasks import metric_label, task_from_record
 
+    task = task_from_record(record)
     test = record["metrics"]["test"]
-    names = (
-        ("weighted_f1", "accuracy") if "weighted_f1" in test else task_from_record(record).summary_metrics[:2]
-    )
+    first = task.default_metric
+    names = (first, next(m for m in task.headline_metrics if m != first))
     return ", ".join(
-        f"{metric_label(m)} {test[m]:.4f}" if test.get(m) is not None else f"{metric_label(m)} n/a"
-        for m in names
+        f"{metric_label(m)} {'-' if test.get(m) is None else format(test[m], '.4f')}" for m in names
     )
 
 

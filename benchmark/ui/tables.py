@@ -84,42 +84,41 @@ def fitted_tables(
     return [*tables, Text(note + "set COLUMNS or use --format json for all of them)", style="dim")]
 
 
-_NONE: dict[str, float | None] = {"mean": None, "std": None}
-
-
 def fmt_mean_std(cell: dict[str, float | None]) -> str:
     if cell["mean"] is None:
         return "-"
     return f"{cell['mean']:.4f} ± {cell['std']:.4f}"
 
 
+#: Short column names of the console's results table.
+SHORT_NAMES = {"accuracy": "acc", "weighted_f1": "wF1", "macro_f1": "mF1"}
+
+
+def short_name(metric: str, arrow: bool = True) -> str:
+    """``wF1`` for weighted F1, the paper name otherwise (``MAE``), and the direction arrow."""
+    from mmbench.tasks import direction_arrow, metric_label
+
+    name = SHORT_NAMES.get(metric) or metric_label(metric)
+    return f"{name} {direction_arrow(metric)}" if arrow else name
+
+
 def results_table(
     prep: Any, summary: list[dict[str, Any]], records: list[dict[str, Any]], width: int = 160
 ) -> list[Any]:
-    """Per fusion: mean ± std over seeds of test metrics (classification: accuracy, weighted and macro
-    F1; regression: the task's summary metrics, MAE first), the dev selection metric and efficiency,
-    as rich renderables fitted to ``width`` columns."""
+    """Per fusion: mean ± std over seeds of the task's compact test metrics (accuracy, weighted and
+    macro F1; or MAE, Corr, Acc-2, F1, Acc-7), its default dev metric and efficiency, as rich
+    renderables fitted to ``width`` columns."""
     from rich.markup import escape
 
-    from mmbench.tasks import metric_label, task_of
+    from mmbench.tasks import task_of
 
     task = task_of(prep.data)
-    if task.default_metric == "weighted_f1":  # classification: the columns papers in the field print
-        shown, selection = ["accuracy", "weighted_f1", "macro_f1"], "weighted_f1"
-        labels = {"accuracy": "test acc", "weighted_f1": "test wF1", "macro_f1": "test mF1"}
-    else:  # the task's summary metrics, selection metric on dev
-        shown, selection = list(task.summary_metrics[:6]), prep.protocol["metric"]
-        labels = {m: f"test {metric_label(m)}" for m in shown}
-
-    def arrow(metric: str) -> str:
-        return "↑" if task.higher_is_better(metric) else "↓"
-
-    dev_label = "dev wF1" if selection == "weighted_f1" else f"dev {metric_label(selection)}"
+    tests, dev = task.compact_metrics, task.default_metric
     columns = [
         Column("fusion", "name", "left"),
         Column("n", "name"),
-        *[Column(f"{labels[m]} {arrow(m)}") for m in shown],
-        Column(f"{dev_label} {arrow(selection)}"),
+        *[Column(escape(f"test {short_name(m)}")) for m in tests],
+        Column(escape(f"dev {short_name(dev)}")),
         Column("params", "efficiency"),
         Column("train s", "efficiency"),
     ]
@@ -132,8 +131,8 @@ def results_table(
             [
                 escape(row["fusion"]),
                 str(row["n_seeds"]),
-                *[fmt_mean_std(row["test"].get(m, _NONE)) for m in shown],
-                fmt_mean_std(row["dev"].get(selection, _NONE)),
+                *[fmt_mean_std(row["test"][m]) for m in tests],
+                fmt_mean_std(row["dev"][dev]),
                 f"{params:,}",
                 f"{secs:.1f}",
             ]

@@ -30,6 +30,7 @@ from mmbench.leaderboard.render import (
     document_notes,
     footer_lines,
     per_class_cells,
+    ranking_order,
     table_cells,
     table_headers,
 )
@@ -239,7 +240,9 @@ def group_page(
 ) -> str:
     """One board's page (``plots``: chart kind → file name beside the page)."""
     metric = METRIC_NAMES[group.metric]
-    tabs = [("main", "Leaderboard"), ("per-class", "Per-class F1")]
+    tabs = [("main", "Leaderboard")]
+    if group.class_names:  # a regression task has no classes
+        tabs.append(("per-class", "Per-class F1"))
     robustness = robustness_table(group) if group.rows else None
     if robustness:
         tabs.append(("robustness", "Robustness"))
@@ -254,15 +257,17 @@ def group_page(
     if group.rows:
         sections.append(
             '<section id="tab-main" class="tab" role="tabpanel">\n<h2>Leaderboard</h2>\n'
-            f"<p>Test split: mean ± std (sample std) over n seeds, ranked by test {esc(metric)}. "
+            "<p>Test split: mean ± std (sample std) over n seeds, ranked by test "
+            f"{esc(metric)}{esc(ranking_order(group))}. "
             "<strong>Bold</strong>: best in the column. ↑/↓: higher/lower is better. ≈ tied: not "
             "significantly worse than the best (see Provenance). Click a column header to sort.</p>\n"
             f"{_filters(group)}\n{main_table(group)}\n</section>"
         )
-        sections.append(
-            '<section id="tab-per-class" class="tab" role="tabpanel">\n<h2>Per-class test F1</h2>\n'
-            f"<p>Mean over seeds.</p>\n{per_class_table(group)}\n</section>"
-        )
+        if group.class_names:
+            sections.append(
+                '<section id="tab-per-class" class="tab" role="tabpanel">\n<h2>Per-class test F1</h2>\n'
+                f"<p>Mean over seeds.</p>\n{per_class_table(group)}\n</section>"
+            )
     else:
         sections.append(
             '<section id="tab-main" class="tab" role="tabpanel"><p>Every run of this protocol failed; '
@@ -337,8 +342,10 @@ def index_page(board: Leaderboard, stems: list[str], command: str | None) -> str
 def _write_plots(group: Group, out_dir: Path, stem: str) -> dict[str, str]:
     from mmbench.leaderboard.plots import plot_group
 
-    names = {"bars": f"{stem}.{group.metric}.svg", "per_class": f"{stem}.per_class_f1.svg"}
-    plot_group(group, out_dir / names["bars"], out_dir / names["per_class"])
+    names = {"bars": f"{stem}.{group.metric}.svg"}
+    if group.class_names:  # no per-class heatmap without classes
+        names["per_class"] = f"{stem}.per_class_f1.svg"
+    plot_group(group, out_dir / names["bars"], out_dir / names["per_class"] if group.class_names else None)
     analysed = [r for row in group.rows for r in row.records if r.get("robustness")]
     if analysed:
         from mmbench.robustness.plots import plot_contributions, plot_noise_curves
