@@ -281,7 +281,8 @@ def _print_summary(
         caption=head,
     )
     table.add_column("trial", justify="right")
-    table.add_column(f"dev {metric} ↑", justify="right")
+    arrow = "↓" if summary.get("direction") == "minimize" else "↑"
+    table.add_column(f"dev {metric} {arrow}", justify="right")
     table.add_column("best epoch", justify="right")
     table.add_column("seconds", justify="right")
     for key in searched:

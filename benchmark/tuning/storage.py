@@ -259,15 +259,18 @@ def open_study(
     """Create the study or load it (``(study, created)``); refuse one tuned under other settings.
 
     Creating with ``load_if_exists=False`` makes exactly one of several simultaneous workers the
-    creator, so only that one enqueues the default trial.
+    creator, so only that one enqueues the default trial. The study maximises ``attrs["metric"]``, or
+    minimises it for a lower-is-better metric such as MAE (``mmbench.tasks.higher_is_better``).
     """
     import optuna
+
+    from mmbench.tasks import higher_is_better
 
     try:
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction="maximize",
+            direction="maximize" if higher_is_better(str(attrs.get("metric"))) else "minimize",
             sampler=sampler,
             pruner=pruner,
             load_if_exists=False,

@@ -29,6 +29,7 @@ from typing import Any
 from mmbench.errors import RunFailed, UsageError
 from mmbench.runner.context import single_context
 from mmbench.runner.run import Prepared, Reporter, RunRequest, SilentReporter
+from mmbench.tasks import higher_is_better
 from mmbench.tuning.space import (
     SearchSpace,
     SpaceTrial,
@@ -110,14 +111,16 @@ class TrialReporter:
 
     def __init__(self, trial: Any, metric: str, prune: bool, progress: Reporter) -> None:
         self.trial, self.metric, self.prune, self.progress = trial, metric, prune, progress
-        self.best = -math.inf
+        # The best dev score so far, in the metric's direction (the lowest MAE).
+        self.pick = max if higher_is_better(metric) else min
+        self.best = -math.inf if self.pick is max else math.inf
         self.max_epochs = 0
 
     def log(self, message: str) -> None:
         self.progress.log(message)
 
     def run_started(self, label: str, max_epochs: int) -> None:
-        self.best = -math.inf  # a retry (out of memory) starts over
+        self.best = -math.inf if self.pick is max else math.inf  # a retry (out of memory) starts over
         self.max_epochs = max_epochs
         self.progress.run_started(f"trial {self.trial.number}", max_epochs)
 
@@ -125,7 +128,7 @@ class TrialReporter:
         import optuna
 
         self.progress.epoch_ended(epoch, logs)
-        self.best = max(self.best, float(logs[f"dev_{self.metric}"]))
+        self.best = self.pick(self.best, float(logs[f"dev_{self.metric}"]))
         # The best dev score so far is what the trial would end with if it stopped now.
         self.trial.report(self.best, epoch)
         # Pruning after the last epoch would save nothing and lose a finished result.

@@ -31,6 +31,13 @@ def _trial_row(t: Any) -> dict[str, Any]:
     }
 
 
+def maximises(study: Any) -> bool:
+    """Whether ``study`` maximises its objective (``False``: it minimises, e.g. dev MAE)."""
+    from optuna.study import StudyDirection
+
+    return study.direction == StudyDirection.MAXIMIZE
+
+
 def summarize_study(study: Any, storage: str, top: int = 10) -> dict[str, Any]:
     """A finished (or running) study as plain data: counts, best and default trials, top trials."""
     from optuna.trial import TrialState
@@ -43,8 +50,9 @@ def summarize_study(study: Any, storage: str, top: int = 10) -> dict[str, Any]:
         "running": sum(t.state == TrialState.RUNNING for t in trials),
         "waiting": sum(t.state == TrialState.WAITING for t in trials),
     }
+    sign = -1.0 if maximises(study) else 1.0  # the best first: highest, or lowest (MAE)
     complete = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number)
+        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (sign * t.value, t.number)
     )
     defaults = [t for t in trials if t.user_attrs.get(DEFAULT_ATTR)]
     default = next((t for t in defaults if t.state == TrialState.COMPLETE), defaults[0] if defaults else None)
@@ -57,6 +65,7 @@ def summarize_study(study: Any, storage: str, top: int = 10) -> dict[str, Any]:
         "data_name": attrs.get("data_name", attrs.get("dataset")),
         "fusion": attrs.get("fusion"),
         "metric": attrs.get("metric", "value"),
+        "direction": "maximize" if sign < 0 else "minimize",
         "split": "dev",
         "seed": attrs.get("seed"),
         "protocol_fingerprint": attrs.get("protocol_fingerprint"),
@@ -92,7 +101,9 @@ def compare_with_default(summary: dict[str, Any]) -> dict[str, Any]:
         text = f"best dev {metric} {best['value']:.4f} (trial {best['number']}); the default parameters {how}"
         return {"improved": None, "delta": None, "text": text}
     delta = best["value"] - default["value"]
-    if delta > 0:
+    # ``direction`` is absent from summaries made before minimised studies: they maximised.
+    improved = delta > 0 if summary.get("direction", "maximize") == "maximize" else delta < 0
+    if improved:
         text = (
             f"tuning improved dev {metric} from {default['value']:.4f} (default parameters, trial "
             f"{default['number']}) to {best['value']:.4f} (trial {best['number']}): {delta:+.4f}"
@@ -103,7 +114,7 @@ def compare_with_default(summary: dict[str, Any]) -> dict[str, Any]:
             f"{default['value']:.4f} (trial {default['number']}) is the best of "
             f"{summary['counts']['complete']} completed trials"
         )
-    return {"improved": delta > 0, "delta": delta, "text": text}
+    return {"improved": improved, "delta": delta, "text": text}
 
 
 def export_tuned(summary: dict[str, Any], path: Path) -> Path:
