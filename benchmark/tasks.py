@@ -180,6 +180,11 @@ class Task:
         """What a predictions file keeps beside ``y_pred`` (class probabilities), or ``None``."""
         return None
 
+    def baseline_prediction(self, train_targets: np.ndarray) -> Any:
+        """The constant a trivial predictor outputs for every sample, from the train split's targets
+        ``[N]``: the majority class, or the median target (the constant with the lowest train MAE)."""
+        raise NotImplementedError
+
     # --------------------------------------------------------------- scoring
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         """A split's metrics as a record stores them (``metrics.dev`` / ``metrics.test``)."""
@@ -260,6 +265,10 @@ class ClassificationTask(Task):
 
         return np.round(torch.softmax(outputs.float(), dim=1).cpu().numpy(), 6).tolist()
 
+    def baseline_prediction(self, train_targets: np.ndarray) -> int:
+        counts = np.bincount(np.asarray(train_targets, dtype=np.int64), minlength=self.num_outputs)
+        return int(counts.argmax())
+
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         from mmbench.metrics import classification_metrics
 
@@ -318,6 +327,9 @@ class RegressionTask(Task):
 
     def predictions(self, outputs: Tensor) -> Tensor:
         return outputs.float().reshape(outputs.shape[0], -1)[:, 0]
+
+    def baseline_prediction(self, train_targets: np.ndarray) -> float:
+        return float(np.median(np.asarray(train_targets, dtype=np.float64)))
 
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         from mmbench.metrics import regression_metrics

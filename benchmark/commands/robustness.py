@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -89,7 +89,11 @@ def show_results(done: list[dict], fmt: OutputFormat, plots: Path | None) -> Non
     from rich.table import Table
 
     mods = list(done[0]["robustness"]["contributions"]["shapley"])
-    table = Table(title=f"robustness on test ({done[0]['robustness']['metric']})")
+    from mmbench.tasks import higher_is_better
+
+    metric = done[0]["robustness"]["metric"]
+    lower = "" if higher_is_better(metric) else "; lower is better: a helpful modality has φ < 0"
+    table = Table(title=f"robustness on test ({metric}{lower})")
     for col in (
         "fusion",
         "seed",
@@ -113,6 +117,36 @@ def show_results(done: list[dict], fmt: OutputFormat, plots: Path | None) -> Non
             "-" if eff is None else f"{eff:+.4f}",
         )
     out_console.print(table)
+    drops = drops_table(done)
+    if drops is not None:
+        out_console.print(drops)
+
+
+def drops_table(done: list[dict]) -> Any:
+    """Per run and removed modality: how much worse each headline metric gets (positive = worse), or
+    ``None`` for records analysed before drops were stored."""
+    from rich.table import Table
+
+    from mmbench.tasks import metric_label
+
+    with_drops = [r for r in done if "drops" in r["robustness"]]
+    if not with_drops:
+        return None
+    metrics = with_drops[0]["robustness"]["drops"]["metrics"]
+    table = Table(
+        title="drop per removed modality on test (positive = worse: a score down, an error such as MAE up)"
+    )
+    for col in ("fusion", "seed", "removed", *[f"Δ {metric_label(m)}" for m in metrics]):
+        table.add_column(col, justify="left" if col in ("fusion", "removed") else "right")
+    for r in sorted(with_drops, key=lambda r: (r["fusion"], r["seed"])):
+        for modality, values in r["robustness"]["drops"]["removed"].items():
+            table.add_row(
+                r["fusion"],
+                str(r["seed"]),
+                modality,
+                *["-" if values.get(m) is None else f"{values[m]:+.4f}" for m in metrics],
+            )
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -206,8 +206,8 @@ def robustness_markdown(group: Group, links: dict[str, str] | None) -> list[str]
     heads = [
         "fusion",
         "n",
-        f"relative robustness {UP}",
-        f"effective robustness {UP}",
+        f"relative robustness {direction_arrow(group.metric)}",
+        f"effective robustness {direction_arrow(group.metric)}",
         *[f"φ {m}" for m in modalities],
     ]
     cells = [

@@ -3,12 +3,18 @@
 * **Missing modalities**: every subset of modalities is evaluated with the others removed —
   zeros by default; a fusion that declares ``supports_missing`` also receives
   ``missing:<modality>`` flags (bool ``[B]``) and may mask properly.
+* **Drops per removed modality** (``drops``): for each modality, how much worse each of the task's
+  headline metrics gets with only that modality removed (``mmbench.tasks``: accuracy, UA, weighted
+  and macro F1; or MAE, Corr, Acc-2 both ways, their F1, Acc-7). Sign convention: a positive drop
+  is worse — a score that falls, or an error (MAE) that rises; ``None`` where a metric is undefined.
 * **Modality contributions**: exact Shapley values over those subset evaluations
   (``v(S)`` = the primary metric with only ``S`` present, ``v(∅)`` = every modality removed), so
   the contributions sum to ``v(all) - v(∅)``: the full model's gain over its no-input output
-  (Shapley efficiency). Per-class contributions use each class's F1 as ``v``. The same values
-  with ``v(∅)`` = chance (always predicting the train split's majority class) are reported too
-  (``shapley_over_chance``): they sum to the full model's gain over chance.
+  (Shapley efficiency). Per-class contributions use each class's F1 as ``v`` (classification only).
+  The same values with ``v(∅)`` = chance (always predicting the train split's majority class, or
+  its median target for a regression task) are reported too (``shapley_over_chance``): they sum to
+  the full model's gain over chance. For a lower-is-better metric (MAE) the values are differences
+  of errors: a helpful modality has a negative contribution.
 * **Noise sweep**: Gaussian noise of ``level × (train-split std of each feature)`` added to one
   modality or to all of them, levels 0, 0.1, … 1.0. Relative robustness is the area under the
   metric-vs-level curve (trapezoid over [0, 1]); effective robustness is that area minus the area
@@ -28,6 +34,7 @@ import torch
 from torch import Tensor
 
 from mmbench.metrics import classification_metrics, primary_score
+from mmbench.tasks import ClassificationTask, Task, higher_is_better
 from mmbench.training.tensors import TensorSplit
 
 DEFAULT_LEVELS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -114,6 +121,13 @@ def score_predictions(
     return primary_score(y, pred, len(class_names), metric), [m["per_class"][c]["f1"] for c in class_names]
 
 
+def drop(clean: float | None, value: float | None, metric: str) -> float | None:
+    """How much worse ``value`` is than ``clean``: positive when a score falls or an error (MAE) rises."""
+    if clean is None or value is None:
+        return None
+    return clean - value if higher_is_better(metric) else value - clean
+
+
 def evaluate_robustness(
     predict: Callable[[TensorSplit], np.ndarray],
     train: TensorSplit,
@@ -124,25 +138,44 @@ def evaluate_robustness(
     supports_missing: bool = False,
     levels: tuple[float, ...] = DEFAULT_LEVELS,
     seed: int = 0,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """Missing-modality subsets, Shapley contributions and noise curves for one trained model."""
+    """Missing-modality subsets, drops per removed modality, Shapley contributions and noise curves
+    for one trained model. ``predict`` gives ``[N]`` predictions (``task.predictions``: classes or
+    values); ``task`` defaults to classification into ``class_names``."""
     if len(modalities) > MAX_EXACT_MODALITIES:
         raise ValueError(f"exact Shapley values are limited to {MAX_EXACT_MODALITIES} modalities")
+    task = task or ClassificationTask(tuple(class_names))
     y = test.labels.cpu().numpy()
-    k = len(class_names)
+
+    def score_of(pred: np.ndarray) -> tuple[float, list[float]]:
+        if class_names:
+            return score_predictions(y, pred, class_names, metric)
+        return task.score(y, pred, metric), []  # no classes: no per-class F1
 
     def score(split: TensorSplit) -> tuple[float, list[float]]:
-        return score_predictions(y, predict(split), class_names, metric)
+        return score_of(predict(split))
 
     subsets: dict[frozenset, float] = {}
     per_class: dict[frozenset, list[float]] = {}
     rows = []
-    for r in range(len(modalities) + 1):
+    full_metrics: dict[str, Any] = {}
+    drops: dict[str, dict[str, float | None]] = {}
+    headline = task.headline_metrics
+    for r in range(len(modalities), -1, -1):  # all modalities first: the clean metrics
         for present in itertools.combinations(modalities, r):
             removed = tuple(m for m in modalities if m not in present)
-            value, pc = score(without(test, removed, supports_missing))
+            pred = predict(without(test, removed, supports_missing))
+            value, pc = score_of(pred)
             subsets[frozenset(present)], per_class[frozenset(present)] = value, pc
             rows.append({"present": list(present), "removed": list(removed), metric: value})
+            if len(removed) <= 1:
+                scores = task.metrics(y, pred)
+                if not removed:
+                    full_metrics = scores
+                else:
+                    drops[removed[0]] = {m: drop(full_metrics.get(m), scores.get(m), m) for m in headline}
+    rows.sort(key=lambda row: len(row["present"]))  # stored from no input up to every modality
     full, empty = subsets[frozenset(modalities)], subsets[frozenset()]
     phi = shapley(subsets, modalities)
     gain = full - empty
@@ -152,8 +185,8 @@ def evaluate_robustness(
     # Chance = always predicting the train split's majority class. Taking it as v(∅) instead of the
     # model's own no-input score moves every player's Shapley value by (v(∅) - chance) / M, so
     # the values then sum to the full model's gain over chance.
-    majority = np.full_like(y, int(np.bincount(train.labels.cpu().numpy(), minlength=k).argmax()))
-    chance, chance_class = score_predictions(y, majority, class_names, metric)
+    majority = np.full_like(y, task.baseline_prediction(train.labels.cpu().numpy()))
+    chance, chance_class = score_of(majority)
     shift = (empty - chance) / len(modalities)
     phi_chance = {m: v + shift for m, v in phi.items()}
     gain_chance = full - chance
@@ -176,6 +209,12 @@ def evaluate_robustness(
         "metric": metric,
         "clean": full,
         "missing": rows,
+        "drops": {
+            "convention": "clean minus without the modality for scores, without minus clean for errors "
+            "(MAE): positive is worse",
+            "metrics": list(headline),
+            "removed": {m: drops[m] for m in modalities},
+        },
         "contributions": {
             "no_input": empty,
             "gain": gain,

@@ -11,6 +11,7 @@ from mmbench.errors import DataError
 from mmbench.records import atomic_write_json, load_records
 from mmbench.robustness.analysis import DEFAULT_LEVELS, effective_robustness, evaluate_robustness
 from mmbench.runner.methods import record_method
+from mmbench.tasks import Task, task_of
 
 BASELINE = "late"
 
@@ -25,7 +26,8 @@ def _group_key(rec: dict[str, Any]) -> tuple:
     )
 
 
-def _predictor(model: Any, batch_size: int = 1024):
+def _predictor(model: Any, task: Task, batch_size: int = 1024):
+    """``split -> [N]`` predictions of ``model`` in split order (classes, or values for regression)."""
     import torch
 
     def predict(split: Any) -> Any:
@@ -34,7 +36,7 @@ def _predictor(model: Any, batch_size: int = 1024):
         with torch.inference_mode():
             for start, stop in split.batch_ranges(batch_size):
                 out.append(model(split.batch(start, stop)[0]).float())
-        return split.in_split_order(torch.cat(out)).argmax(dim=1).cpu().numpy()
+        return task.predictions(split.in_split_order(torch.cat(out))).cpu().numpy()
 
     return predict
 
@@ -103,7 +105,7 @@ def analyse_records(
             # With a context model, modalities are removed or noised per utterance inside whole dialogues.
             dialogues = context is not None and context[0].uses_dialogues
             rec["robustness"] = evaluate_robustness(
-                _predictor(model),
+                _predictor(model, task_of(prep.data)),
                 dialogue_split(prep.data, "train", train) if dialogues else train,
                 dialogue_split(prep.data, "test", test) if dialogues else test,
                 spec.names,
@@ -112,6 +114,7 @@ def analyse_records(
                 supports_missing=bool(getattr(plugin, "supports_missing", False)),
                 levels=levels,
                 seed=int(rec["seed"]),
+                task=task_of(prep.data),
             )
             done.append(rec)
     others = [r for r in pool or [] if "robustness" in r and r["_path"] not in {d["_path"] for d in done}]

@@ -34,6 +34,7 @@ from mmbench.leaderboard.render import (
     table_cells,
     table_headers,
 )
+from mmbench.tasks import direction_arrow
 
 ASSETS = ("board.css", "board.js")
 _BOLD = ("<strong>", "</strong>")
@@ -166,8 +167,8 @@ def robustness_table(group: Group) -> str | None:
     heads = [
         "fusion",
         "n",
-        "relative robustness ↑",
-        "effective robustness ↑",
+        f"relative robustness {direction_arrow(group.metric)}",
+        f"effective robustness {direction_arrow(group.metric)}",
         *[f"φ {m}" for m in modalities],
     ]
     cells, values = [], []
