@@ -20,6 +20,9 @@ Choices worth knowing:
   judged with Cohen's kappa (agreement beyond chance: 0 for the majority baseline and for any
   guess that ignores the input, whatever the class imbalance); a probe "beats chance" when its
   kappa exceeds two standard errors of kappa under chance for the dev size (at least 0.02).
+* A regression task (``mmbench.tasks``) gets the target's statistics (``summary["target"]``) in
+  place of class counts (``summary["classes"]``) and ridge probes scored with MAE and Pearson
+  correlation (:mod:`mmbench.inspection.target`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 from mmbench.data import SPLITS, MultimodalData
 from mmbench.errors import UsageError
 from mmbench.inspection.probes import probe_report, project
+from mmbench.tasks import task_of
 
 NEAR_DUPLICATE_COSINE = 0.999
 BLOCK_ELEMENTS = 4_000_000
@@ -133,6 +137,7 @@ def inspect_data(
     train = data.splits["train"]
     standardised = {m: standardise(x, train) for m, x in feats.items()}
     joint = joint_view(standardised)
+    label_key, label_report, probes = label_parts(data)
     summary: dict[str, Any] = {
         "dataset": data.name,
         "source": str(data.meta.get("source", data.name)),
@@ -140,15 +145,26 @@ def inspect_data(
         "protocol_fingerprint": None,
         "n": data.n,
         "meta": {k: jsonable(v) for k, v in data.meta.items()},
-        "classes": class_report(data, protocol),
+        label_key: label_report(data, protocol),
         "modalities": modality_report(data, feats, encoders),
         "splits": split_report(data, duplicates, joint),
-        "probes": probe_report(data, standardised),
+        "probes": probes(data, standardised),
     }
     points, projection = project(data, standardised, joint, tsne=tsne, max_points=max_points, seed=seed)
     summary["projection"] = projection
     summary["warnings"] = collect_warnings(summary)
     return Inspection(summary=summary, points=points)
+
+
+def label_parts(data: MultimodalData) -> tuple[str, Any, Any]:
+    """(summary key, label report, probes) of the data's task: class counts and logistic probes, or
+    the regression target's statistics and ridge probes."""
+    from mmbench.inspection.target import regression_probe_report, target_report
+
+    return {
+        "classification": ("classes", class_report, probe_report),
+        "regression": ("target", target_report, regression_probe_report),
+    }[task_of(data).kind]
 
 
 # ------------------------------------------------------------------------ features
@@ -438,8 +454,8 @@ def collect_warnings(summary: dict[str, Any]) -> list[str]:
         if shared:
             parts = ", ".join(f"{v} {k}" for k, v in shared.items())
             out.append(f"{kind} groups shared between splits: {parts} (not {kind}-independent)")
-    classes = summary["classes"]
-    if classes["absent_in_train"]:
+    classes = summary.get("classes") or {}
+    if classes.get("absent_in_train"):
         out.append(f"classes with no train rows: {', '.join(classes['absent_in_train'])}")
     for mod, info in summary["modalities"].items():
         for stream, s in info["streams"].items():

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mmbench.data import SPLITS
+from mmbench.inspection import target as regression
 from mmbench.inspection.checks import Inspection
 from mmbench.inspection.probes import ALL
 from mmbench.records import atomic_write_bytes, atomic_write_text
@@ -94,6 +95,8 @@ def projection_chart(points: dict[str, Any], method: str, summary: dict[str, Any
     explained = summary["projection"]["pca_explained_variance"]
     for k, (panel, xy) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, k + 1)
+        if not names:  # a regression target: coloured by its value
+            image = ax.scatter(xy[:, 0], xy[:, 1], s=5, alpha=0.6, c=labels, cmap="coolwarm", linewidths=0)
         for c in range(len(names)):
             sel = labels == c
             if sel.any():
@@ -107,6 +110,12 @@ def projection_chart(points: dict[str, Any], method: str, summary: dict[str, Any
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+    n = len(labels)
+    what = "PCA fitted on train rows" if method == "pca" else "t-SNE"
+    if not names:
+        fig.colorbar(image, ax=fig.axes, label="target", fraction=0.03, pad=0.02)
+        fig.suptitle(f"{summary['dataset']}: {what}, {n} rows sampled from all splits, coloured by target")
+        return _png(fig)
     handles, legend_labels = fig.axes[0].get_legend_handles_labels()
     for ax in fig.axes[1:]:  # classes missing from the first panel's sample
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -123,8 +132,6 @@ def projection_chart(points: dict[str, Any], method: str, summary: dict[str, Any
         frameon=False,
         bbox_to_anchor=(0.5, -0.02),
     )
-    n = len(labels)
-    what = "PCA fitted on train rows" if method == "pca" else "t-SNE"
     fig.suptitle(f"{summary['dataset']}: {what}, {n} rows sampled from all splits, coloured by class")
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return _png(fig)
@@ -290,26 +297,10 @@ def duplicate_rows(summary: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
-    """The report page; images are linked by the relative names in ``files``."""
-    s = summary
-    c, sp, p = s["classes"], s["splits"], s["probes"]
-    out = [
-        f"# mmbench inspect — {s['dataset']}",
-        "",
-        f"- source: `{s['source']}`",
-        f"- rows: {s['n']} (" + ", ".join(f"{k} {v}" for k, v in sp["sizes"].items()) + ")",
-        f"- dataset fingerprint: `{s['dataset_fingerprint']}`",
-    ]
-    if s.get("protocol_fingerprint"):
-        out.append(f"- protocol fingerprint: `{s['protocol_fingerprint']}`")
-    out += ["", "## Summary", "", f"**Linear probes:** {p['verdict']}", ""]
-    if s["warnings"]:
-        out += ["**Warnings:**", ""] + [f"- {w}" for w in s["warnings"]]
-    else:
-        out.append("No warnings: no duplicates across splits, no shared groups, no degenerate features.")
-
-    out += ["", "## Classes", ""]
+def class_section(s: dict[str, Any], files: dict[str, str]) -> list[str]:
+    """The report's "Classes" section: counts per split, class set, imbalance, label notes."""
+    c = s["classes"]
+    out = ["", "## Classes", ""]
     out.append(_md_table(["class", *SPLITS, "total"], class_rows(s)))
     out += [
         "",
@@ -329,8 +320,34 @@ def markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
     else:
         out.append("- the dataset records no dropped, merged or mapped labels in `data.meta`")
     out += ["", f"![rows per class and split]({files['classes']})", ""]
+    return out
 
-    other_meta = {k: v for k, v in s["meta"].items() if k not in c["label_meta"]}
+
+def markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
+    """The report page; images are linked by the relative names in ``files``."""
+    s = summary
+    c, sp, p = s.get("classes"), s["splits"], s["probes"]
+    out = [
+        f"# mmbench inspect — {s['dataset']}",
+        "",
+        f"- source: `{s['source']}`",
+        f"- rows: {s['n']} (" + ", ".join(f"{k} {v}" for k, v in sp["sizes"].items()) + ")",
+        f"- dataset fingerprint: `{s['dataset_fingerprint']}`",
+    ]
+    if s.get("protocol_fingerprint"):
+        out.append(f"- protocol fingerprint: `{s['protocol_fingerprint']}`")
+    out += ["", "## Summary", "", f"**Linear probes:** {p['verdict']}", ""]
+    if s["warnings"]:
+        out += ["**Warnings:**", ""] + [f"- {w}" for w in s["warnings"]]
+    else:
+        out.append("No warnings: no duplicates across splits, no shared groups, no degenerate features.")
+
+    if c is None:  # a regression task
+        out += regression.markdown_section(s, _md_table, files["classes"])
+    else:
+        out += class_section(s, files)
+    label_meta = c["label_meta"] if c else {}
+    other_meta = {k: v for k, v in s["meta"].items() if k not in label_meta}
     if other_meta:
         out += ["### Provenance (`data.meta`)", ""]
         out.append(_md_table(["key", "value"], [[f"`{k}`", _short(v)] for k, v in other_meta.items()]))
@@ -391,12 +408,17 @@ def markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
         ]
 
     out += ["", "## Linear probes", ""]
-    out.append(
-        f"{p['model']}; fitted on train ({p['n_train']} rows), scored on dev ({p['n_dev']} rows). "
-        "Cohen's kappa is agreement beyond chance (0 for the majority baseline); a probe beats chance "
-        "when kappa exceeds two standard errors of kappa under chance for this dev size."
-    )
-    out += ["", _md_table(PROBE_HEADERS, probe_rows(s)), "", f"**{p['verdict']}**", ""]
+    if c is None:
+        out.append(regression.probes_text(p))
+        out += ["", _md_table(regression.PROBE_HEADERS, regression.probe_rows(s))]
+    else:
+        out.append(
+            f"{p['model']}; fitted on train ({p['n_train']} rows), scored on dev ({p['n_dev']} rows). "
+            "Cohen's kappa is agreement beyond chance (0 for the majority baseline); a probe beats chance "
+            "when kappa exceeds two standard errors of kappa under chance for this dev size."
+        )
+        out += ["", _md_table(PROBE_HEADERS, probe_rows(s))]
+    out += ["", f"**{p['verdict']}**", ""]
     out += [f"![linear probes]({files['probes']})", ""]
     return "\n".join(out)
 
@@ -407,12 +429,17 @@ def write_report(result: Inspection, out_dir: Path) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     s = result.summary
     files = {"classes": CLASSES_PNG, "pca": "projection_pca.png", "probes": PROBES_PNG}
-    atomic_write_bytes(out_dir / CLASSES_PNG, class_chart(s))
+    regression_task = "classes" not in s
+    if regression_task:  # the target's histogram in place of the class counts
+        atomic_write_bytes(out_dir / CLASSES_PNG, regression.target_chart(s, _figure, _png, SPLIT_COLORS))
+    else:
+        atomic_write_bytes(out_dir / CLASSES_PNG, class_chart(s))
     atomic_write_bytes(out_dir / files["pca"], projection_chart(result.points, "pca", s))
     if "tsne" in result.points:
         files["tsne"] = "projection_tsne.png"
         atomic_write_bytes(out_dir / files["tsne"], projection_chart(result.points, "tsne", s))
-    atomic_write_bytes(out_dir / PROBES_PNG, probe_chart(s))
+    probes_png = regression.probe_chart(s, _figure, _png) if regression_task else probe_chart(s)
+    atomic_write_bytes(out_dir / PROBES_PNG, probes_png)
     files["markdown"] = REPORT_MD
     files["summary"] = SUMMARY_JSON
     atomic_write_text(out_dir / REPORT_MD, markdown(s, files))
@@ -432,7 +459,7 @@ def rich_summary(
     from rich.text import Text
 
     s = summary
-    c, sp = s["classes"], s["splits"]
+    c, sp = s.get("classes"), s["splits"]
     parts: list[Any] = []
     head = (
         f"[bold]{s['dataset']}[/bold]  {s['n']} rows  source {s['source']}  "
@@ -442,17 +469,26 @@ def rich_summary(
         head += f"  protocol {s['protocol_fingerprint']}"
     parts.append(Text.from_markup(head))
 
-    ratio = c["imbalance_ratio"]
-    t = Table(
-        title=f"classes (train imbalance {ratio:.2f}x)" if ratio is not None else "classes",
-        title_justify="left",
-    )
-    for col in ["class", *SPLITS, "total"]:
-        t.add_column(col, justify="left" if col == "class" else "right")
-    for row in class_rows(s):
-        t.add_row(*(str(v) for v in row))
-    parts.append(t)
-    if c["label_meta"]:
+    if c is None:  # a regression task: the target per split
+        rng = s["target"]["range"]
+        t = Table(title="target" + (f" in [{rng[0]:g}, {rng[1]:g}]" if rng else ""), title_justify="left")
+        for col in regression.TARGET_HEADERS:
+            t.add_column(col, justify="left" if col == "split" else "right")
+        for row in regression.target_rows(s):
+            t.add_row(*(str(v) for v in row))
+        parts.append(t)
+    else:
+        ratio = c["imbalance_ratio"]
+        t = Table(
+            title=f"classes (train imbalance {ratio:.2f}x)" if ratio is not None else "classes",
+            title_justify="left",
+        )
+        for col in ["class", *SPLITS, "total"]:
+            t.add_column(col, justify="left" if col == "class" else "right")
+        for row in class_rows(s):
+            t.add_row(*(str(v) for v in row))
+        parts.append(t)
+    if c and c["label_meta"]:
         parts.append(
             Text(
                 "label notes (data.meta): "
@@ -490,9 +526,12 @@ def rich_summary(
 
     p = s["probes"]
     t = Table(title=f"linear probes (train {p['n_train']} -> dev {p['n_dev']})", title_justify="left")
-    for col in PROBE_HEADERS:
+    headers, rows = (
+        (PROBE_HEADERS, probe_rows(s)) if c else (regression.PROBE_HEADERS, regression.probe_rows(s))
+    )
+    for col in headers:
         t.add_column(col, justify="left" if col in ("probe", "beats chance") else "right")
-    for row in probe_rows(s):
+    for row in rows:
         t.add_row(*(str(v) for v in row))
     parts.append(t)
     parts.append(Text.from_markup(f"[bold]verdict:[/bold] {p['verdict']}"))
