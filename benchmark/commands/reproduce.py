@@ -47,7 +47,9 @@ def reproduce(
                 if row["metric"] == "confusion_matrix":
                     orig, again = "(matrix)", "(matrix)"
                 else:
-                    orig, again = f"{row['original']:.6f}", f"{row['reproduced']:.6f}"
+                    orig, again = (
+                        "-" if v is None else f"{v:.6f}" for v in (row["original"], row["reproduced"])
+                    )
                 table.add_row(
                     row["split"],
                     row["metric"],

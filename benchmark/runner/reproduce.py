@@ -100,11 +100,20 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
     )
 
 
+def compared_metrics(record: dict[str, Any]) -> list[str]:
+    """The metrics a reproduction compares: ``COMPARED`` for a classification record, the task's
+    metrics (``mae``, ``corr``, ``acc2_has0`` ...) for a regression record."""
+    from mmbench.tasks import task_from_record
+
+    test = (record.get("metrics") or {}).get("test") or {}
+    return [m for m in COMPARED if m in test] or list(task_from_record(record).metric_names)
+
+
 def compare(original: dict[str, Any], again: dict[str, Any]) -> list[dict[str, Any]]:
     """Per split and metric: both values and whether they are identical."""
     rows = []
     for split in ("dev", "test"):
-        for metric in COMPARED:
+        for metric in compared_metrics(original):
             a = original.get("metrics", {}).get(split, {}).get(metric)
             b = again.get("metrics", {}).get(split, {}).get(metric)
             rows.append({"split": split, "metric": metric, "original": a, "reproduced": b, "match": a == b})
