@@ -489,9 +489,15 @@ def summarize_robustness(records: list[dict[str, Any]]) -> dict[str, Any] | None
         return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
 
     modalities = list(analysed[0]["contributions"]["shapley"])
-    return {
+    out = {
         "n": len(analysed),
         "relative": mean_std([a["noise"]["relative_robustness"]["all"] for a in analysed]),
         "effective": mean_std([(a["noise"].get("effective_robustness") or {}).get("all") for a in analysed]),
         "shapley": {m: mean_std([a["contributions"]["shapley"][m] for a in analysed]) for m in modalities},
     }
+    if all("drops" in a for a in analysed):  # analyses made since drops are stored
+        metric = analysed[0]["metric"]
+        out["drops"] = {
+            m: mean_std([a["drops"]["removed"][m].get(metric) for a in analysed]) for m in modalities
+        }
+    return out

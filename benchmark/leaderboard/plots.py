@@ -385,9 +385,9 @@ def plot_group(group: Any, bars_path: Path, per_class_path: Path | None = None) 
     heatmap (a regression task has no classes: no heatmap)."""
     from mmbench.leaderboard.build import METRIC_NAMES
 
-    rows = group.rows
-    status = ["best" if r.best else "tied" if r.tied else "worse" for r in rows]
     metric = group.metric
+    rows = [r for r in group.rows if r.mean(metric) is not None]  # undefined everywhere: no dot
+    status = ["best" if r.best else "tied" if r.tied else "worse" for r in rows]
     dots = plot_metric_dots(
         [r.label for r in rows],
         [r.mean(metric) for r in rows],

@@ -197,6 +197,7 @@ def robustness_markdown(group: Group, links: dict[str, str] | None) -> list[str]
     if not rows:
         return []
     modalities = list(rows[0].robustness["shapley"])
+    drops = all("drops" in r.robustness for r in rows)
 
     def cell(v: dict[str, float] | None, sign: bool = False) -> str:
         if v is None:
@@ -209,6 +210,7 @@ def robustness_markdown(group: Group, links: dict[str, str] | None) -> list[str]
         f"relative robustness {direction_arrow(group.metric)}",
         f"effective robustness {direction_arrow(group.metric)}",
         *[f"φ {m}" for m in modalities],
+        *[f"drop w/o {m}" for m in modalities if drops],
     ]
     cells = [
         [
@@ -217,6 +219,7 @@ def robustness_markdown(group: Group, links: dict[str, str] | None) -> list[str]
             cell(row.robustness["relative"]),
             cell(row.robustness["effective"], True),
             *[cell(row.robustness["shapley"].get(m), True) for m in modalities],
+            *[cell(row.robustness["drops"].get(m), True) for m in modalities if drops],
         ]
         for row in rows
     ]
@@ -224,7 +227,14 @@ def robustness_markdown(group: Group, links: dict[str, str] | None) -> list[str]
         f"Robustness on test ({METRIC_NAMES[group.metric]}; `mmbench robustness`): area under the "
         "metric-vs-noise curve with Gaussian noise of 0-1 × train std on all modalities; effective = that "
         "area minus late fusion's curve scaled to equal clean score; φ = Shapley contribution of each "
-        "modality (they sum to the gain over the no-input output). See docs/robustness.md.",
+        "modality (they sum to the gain over the no-input output)"
+        + (
+            "; drop w/o m = how much worse the metric gets with only m removed (positive is worse: a "
+            "score down, an error such as MAE up)"
+            if drops
+            else ""
+        )
+        + ". See docs/robustness.md.",
         "",
         *_pipe_table(heads, cells, set(range(1, len(heads)))),
         "",

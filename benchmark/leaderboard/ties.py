@@ -148,6 +148,14 @@ def mark_ties(group: Group, board: Leaderboard) -> None:
                 board.alpha,
             )
         else:
+            # Seeds where either run's metric is undefined (None: a constant prediction's Corr) drop out.
+            pairs = [
+                (x, y)
+                for x, y in pairs
+                if None not in (x["metrics"]["test"][metric], y["metrics"]["test"][metric])
+            ]
+            if not pairs:
+                return None
             a_vals = [float(x["metrics"]["test"][metric]) for x, _ in pairs]
             b_vals = [float(y["metrics"]["test"][metric]) for _, y in pairs]
             result = seed_permutation(a_vals, b_vals, board.bootstrap_seed)

@@ -3,6 +3,8 @@ a median baseline as chance, and the CLI's table with the sign convention."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,7 @@ def test_robustness_cli_reports_drops_in_mae_and_acc2(tmp_path):
     with toy_registry():
         make_runs(tmp_path, ["concat"], [0])
         result = CliRunner().invoke(app, ["robustness", "--runs", str(tmp_path)], env={"COLUMNS": "200"})
+        board = CliRunner().invoke(app, ["leaderboard", "--runs", str(tmp_path), "--format", "md"])
     assert result.exit_code == 0, result.output
     assert "positive = worse" in result.output and "MAE up" in result.output
     assert (
@@ -75,3 +78,8 @@ def test_robustness_cli_reports_drops_in_mae_and_acc2(tmp_path):
     assert "lower is better" in result.output
     for modality in ("audio", "visual"):
         assert f"│ {modality}" in result.output
+    # The leaderboard's robustness table: MAE areas are lower-is-better; drops in the primary metric.
+    assert "relative robustness ↓" in board.stdout and "drop w/o audio" in board.stdout
+    record = json.loads(next(tmp_path.glob("*seed0.json")).read_text())
+    mae_drop = record["robustness"]["drops"]["removed"]["audio"]["mae"]
+    assert f"{mae_drop:+.4f} ± 0.0000" in board.stdout

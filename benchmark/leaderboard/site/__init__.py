@@ -157,6 +157,7 @@ def robustness_table(group: Group) -> str | None:
     if not rows:
         return None
     modalities = list(rows[0].robustness["shapley"])
+    drops = all("drops" in r.robustness for r in rows)  # positive is worse (docs/robustness.md)
 
     def cell(v: dict[str, float] | None, sign: bool = False) -> tuple[str, str]:
         if v is None:
@@ -170,6 +171,7 @@ def robustness_table(group: Group) -> str | None:
         f"relative robustness {direction_arrow(group.metric)}",
         f"effective robustness {direction_arrow(group.metric)}",
         *[f"φ {m}" for m in modalities],
+        *[f"drop w/o {m}" for m in modalities if drops],
     ]
     cells, values = [], []
     for row in rows:
@@ -180,6 +182,7 @@ def robustness_table(group: Group) -> str | None:
             cell(rob["relative"]),
             cell(rob["effective"], True),
             *[cell(rob["shapley"].get(m), True) for m in modalities],
+            *[cell(rob["drops"].get(m), True) for m in modalities if drops],
         ]
         cells.append([p[0] for p in pairs])
         values.append([p[1] for p in pairs])
@@ -279,7 +282,13 @@ def group_page(
             '<section id="tab-robustness" class="tab" role="tabpanel">\n<h2>Robustness</h2>\n'
             f"<p>On test ({esc(metric)}; <code>mmbench robustness</code>): area under the metric-vs-noise "
             "curve; effective = that area minus late fusion's curve scaled to equal clean score; φ = Shapley "
-            f"contribution of each modality.</p>\n{robustness}\n</section>"
+            "contribution of each modality"
+            + (
+                "; drop w/o m = how much worse the metric gets with only m removed, positive is worse"
+                if "drop w/o" in robustness
+                else ""
+            )
+            + f".</p>\n{robustness}\n</section>"
         )
     if plots:
         sections.append(
