@@ -168,8 +168,10 @@ def regression_verdict(rows: list[dict[str, Any]], base: dict[str, Any]) -> tupl
             "complementary",
         )
     return (
-        f"The all-modality probe (Corr {corr(joint):.3f}) is not clearly better than the best single "
-        f"modality ({best['probe']}: Corr {corr(best):.3f}): linearly, the other modalities add little.",
+        f"The all-modality probe (Corr {corr(joint):.3f}) is not better than the best single modality "
+        f"({best['probe']}: Corr {corr(best):.3f}) by more than the chance margin "
+        f"{joint['chance_margin']:.3f} (2/sqrt(n_dev)): linearly, the other modalities add little that "
+        "this dev split can show.",
         "dominated_by_one",
     )
 
