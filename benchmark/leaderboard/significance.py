@@ -1,9 +1,9 @@
 """Significance tests for leaderboards: is a method different from the best, or tied with it?
 
-The leaderboard compares every row with the best row (best mean test score in the metric's direction:
-highest, or lowest for MAE) and corrects the
-p-values for the number of comparisons (Holm, 1979). Two tests, both **two-sided** (the best is
-picked on the same test data, so a one-sided test would be biased towards "worse") and seeded:
+The leaderboard compares every row with the best row (the best mean test score in the metric's
+direction: the highest, or the lowest MAE) and corrects the p-values for the number of comparisons
+(Holm, 1979). Two tests, both **two-sided** (the best is picked on the same test data, so a
+one-sided test would be biased towards "worse") and seeded:
 
 * ``cluster_bootstrap`` (default; needs the stored test predictions): a hierarchical bootstrap
   over the two sources of noise a leaderboard mean carries. Each resample draws the test set's
