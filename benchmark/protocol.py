@@ -64,6 +64,9 @@ TOP_LEVEL_KEYS = {
     "context",
     "description",
 }
+#: ``train`` keys a protocol may leave unset (absent: off, and fingerprints of protocols that do
+#: not set them stay as they were); ``--set train.<key>=...`` accepts them.
+OPTIONAL_TRAIN_KEYS = ("length_bucketing",)
 #: Primary metrics a protocol may select on (and tune for): a classification metric (higher is
 #: better) or a regression metric (``mae`` lower is better); which ones fit the dataset is checked
 #: once it is loaded (``mmbench.tasks.Task.check_protocol``).
@@ -127,8 +130,9 @@ def apply_overrides(protocol: dict[str, Any], overrides: list[str]) -> dict[str,
                 f"--set {text!r}: unknown protocol key {path[0]!r}; known: "
                 f"{', '.join(sorted(TOP_LEVEL_KEYS))}"
             )
-        if path[0] == "train" and len(path) > 1 and path[1] not in out.get("train", {}):
-            known = ", ".join(sorted(out.get("train", {})))
+        train_keys = {*out.get("train", {}), *OPTIONAL_TRAIN_KEYS}
+        if path[0] == "train" and len(path) > 1 and path[1] not in train_keys:
+            known = ", ".join(sorted(train_keys))
             raise UsageError(f"--set {text!r}: unknown training option {path[1]!r}; known: {known}")
         node = out
         for depth, part in enumerate(path[:-1]):
@@ -291,6 +295,9 @@ class TrainConfig(BaseModel):
     loss: Literal["cross_entropy", "focal", "l1", "mse"]
     imbalance: Literal["none", "class_weights", "oversample"]
     modality_dropout: Any = 0.0
+    length_bucketing: Annotated[Int, Field(ge=0, le=MAX_COUNT)] | None = Field(
+        default=None, description="an integer >= 0 (batches per pool; 0 = off)"
+    )
 
     @field_validator("modality_dropout")
     @classmethod

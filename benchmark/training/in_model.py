@@ -5,6 +5,11 @@ Its token arrays ride in every batch as ``tokens:<modality>:<name>``; :class:`Wi
 runs the encoder module on them in ``forward``, puts the result into ``batch[modality]`` (and
 ``mask:<modality>`` for sequences) and calls the fusion model, which therefore sees exactly the
 batch a frozen encoder would have given it. Gradients flow into the encoder.
+
+An encoder module may define ``prepare(tokens)``: :func:`attach_encoders` calls it once with the
+whole dataset's token arrays (``name -> [N, T]``), e.g. to compute frozen lower layers' states
+once per utterance (``hf-text`` with ``freeze_layers``). Parameters that do not require
+gradients (frozen layers) are left out of the optimizer.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ class WithEncoders(nn.Module):
         groups: list[dict[str, Any]] = [{"params": list(self.fusion.parameters()), "lr": lr}]
         for modality, encoder in self.encoders.items():
             own = self.encoder_lr.get(modality)
-            groups.append({"params": list(encoder.parameters()), "lr": float(own) if own else lr})
+            trained = [p for p in encoder.parameters() if p.requires_grad]
+            if trained:
+                groups.append({"params": trained, "lr": float(own) if own else lr})
         return groups
 
 
@@ -56,5 +63,8 @@ def attach_encoders(model: nn.Module, data: MultimodalData, registry: Any) -> nn
     for modality, info in data.in_model.items():
         plugin = registry.create("encoder", info["encoder"])
         modules[modality] = plugin.build_module(info["options"])
+        prepare = getattr(modules[modality], "prepare", None)
+        if callable(prepare):
+            prepare(info["tokens"])
         lrs[modality] = info.get("lr")
     return WithEncoders(model, modules, lrs)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from mmbench.errors import UsageError
 from mmbench.protocol import modality_dropout_rates
 from mmbench.tasks import ClassificationTask, Task
+from mmbench.training.buckets import bucketed_order, bucketing_pool, eval_order, row_lengths
 from mmbench.training.dialogue import DialogueSplit
 from mmbench.training.tensors import TensorSplit
 
@@ -151,6 +152,9 @@ class Trainer:
         if isinstance(train, DialogueSplit):
             return train.take_dialogues(torch.randperm(train.n_dialogues, generator=generator))
         order = self._epoch_order(train.labels, generator).to(train.labels.device)
+        pool = bucketing_pool(self.cfg, train)
+        if pool:  # train.length_bucketing: batches of similar text length (training.buckets)
+            order = bucketed_order(order, row_lengths(train), int(self.cfg["batch_size"]), pool, generator)
         return train.take(order)
 
     def _dropout_rates(self) -> dict[str, float] | None:
@@ -215,11 +219,21 @@ class Trainer:
         """Outputs ``[N, num_outputs]`` (logits, or regression values) for a whole split in large
         batches (eval mode, no autograd)."""
         self.model.eval()
+        # In-model text encoders: longest texts first, in training-sized batches (dynamic padding
+        # then trims each batch to similar lengths); outputs go back to split order below.
+        order = None if isinstance(split, DialogueSplit) else eval_order(split)
+        batch_size = self.eval_batch_size if order is None else int(self.cfg["batch_size"])
+        rows = split if order is None else split.take(order)
         out = []
-        for start, stop in split.batch_ranges(self.eval_batch_size):
+        for start, stop in rows.batch_ranges(batch_size):
             with self._autocast():
-                out.append(self.forward(split.batch(start, stop)[0]).float())
-        return split.in_split_order(torch.cat(out)) if out else torch.empty(0, self.task.num_outputs)
+                out.append(self.forward(rows.batch(start, stop)[0]).float())
+        if not out:
+            return torch.empty(0, self.task.num_outputs)
+        logits = torch.cat(out)
+        if order is not None:
+            logits = torch.empty_like(logits).index_copy_(0, order, logits)
+        return split.in_split_order(logits)
 
     def predict(self, split: TensorSplit) -> np.ndarray:
         """Predictions ``[N]``: class indices, or regression values."""

@@ -11,6 +11,11 @@ Options (``--set encoders.text.<option>=...``):
 * ``mode``: ``frozen`` (encode once, cached) or ``finetune`` (the model is trained inside the
   fusion model; ``lr`` is its own learning rate, default ``train.lr``). ``hf-text-finetune`` is
   ``hf-text`` with ``mode: finetune``.
+* Fine-tuning only: ``freeze_layers`` (default 0: the embeddings and the lowest N transformer
+  layers are frozen and run without dropout; part of the identity), ``cache_frozen`` (default
+  true: with frozen layers, their states are computed once per utterance and only the top layers
+  run in training; same numbers) and ``gradient_checkpointing`` (default false; same numbers,
+  less memory). See :mod:`mmbench.plugins.encoders.finetune`.
 
 Frozen encoding tokenises every text once, sorts by length and pads each batch only to its own
 longest text, under ``torch.inference_mode``.
@@ -51,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "mode": "frozen",
     "lr": None,
+    "freeze_layers": 0,
+    "cache_frozen": True,
+    "gradient_checkpointing": False,
 }
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = (
@@ -294,6 +302,15 @@ class HFTextEncoder(EncoderPlugin):
             value = opts[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"hf-text {key} must be a positive integer, got {value!r}")
+        if (
+            not isinstance(opts["freeze_layers"], int)
+            or isinstance(opts["freeze_layers"], bool)
+            or (opts["freeze_layers"] < 0)
+        ):
+            raise UsageError(f"hf-text freeze_layers must be an integer >= 0, got {opts['freeze_layers']!r}")
+        for key in ("cache_frozen", "gradient_checkpointing"):
+            if not isinstance(opts[key], bool):
+                raise UsageError(f"hf-text {key} must be true or false, got {opts[key]!r}")
         if opts["lr"] is not None and (not isinstance(opts["lr"], (int, float)) or opts["lr"] <= 0):
             raise UsageError(f"hf-text lr must be a positive number, got {opts['lr']!r}")
         return opts
@@ -304,6 +321,11 @@ class HFTextEncoder(EncoderPlugin):
         limit = config.get("max_position_embeddings")
         if isinstance(limit, int) and opts["max_length"] > limit:
             raise UsageError(f"hf-text max_length {opts['max_length']} exceeds the model's limit of {limit}")
+        layers = config.get("num_hidden_layers")
+        if opts["freeze_layers"] and isinstance(layers, int) and opts["freeze_layers"] > layers:
+            raise UsageError(
+                f"hf-text freeze_layers {opts['freeze_layers']} exceeds the model's {layers} layers"
+            )
         return folder, config
 
     # ---------------------------------------------------------------- contract
@@ -327,6 +349,8 @@ class HFTextEncoder(EncoderPlugin):
         }
         if opts["mode"] == "finetune":
             ident["lr"] = opts["lr"]
+            if opts["freeze_layers"]:  # absent when 0: identities of earlier runs do not move
+                ident["freeze_layers"] = opts["freeze_layers"]
         return ident
 
     def in_model(self, options: dict[str, Any]) -> bool:
@@ -369,7 +393,11 @@ class HFTextEncoder(EncoderPlugin):
 
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         input_ids, mask = tokenize_texts(tokenizer, texts, opts["max_length"])
-        return {"input_ids": input_ids, "attention_mask": mask}
+        tokens = {"input_ids": input_ids, "attention_mask": mask}
+        if opts["freeze_layers"] and opts["cache_frozen"]:
+            # Dataset row ids: the module looks up its cached frozen-layer states by row.
+            tokens["row"] = np.arange(len(texts), dtype=np.int64)[:, None]
+        return tokens
 
     def module_output(self, options: dict[str, Any]) -> tuple[int, bool]:
         opts = self.resolve(options)
@@ -382,7 +410,16 @@ class HFTextEncoder(EncoderPlugin):
         from mmbench.plugins.encoders.finetune import HFTextModule
 
         _, model = load_pretrained(folder, opts["pooling"], frozen=False)
-        return HFTextModule(model, opts["pooling"], opts["output"])
+        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in weight_files(folder))
+        return HFTextModule(
+            model,
+            opts["pooling"],
+            opts["output"],
+            freeze_layers=opts["freeze_layers"],
+            gradient_checkpointing=opts["gradient_checkpointing"],
+            cache_key=(str(folder), stamp, opts["max_length"]),
+            batch_size=opts["batch_size"],
+        )
 
 
 class HFTextFinetuneEncoder(HFTextEncoder):

@@ -1,0 +1,87 @@
+"""Fine-tuning throughput of an in-model text encoder on MELD text (docs/PERFORMANCE.md, "Fine-tuning").
+
+Runs mmbench's own run path (``prepare`` + ``run_one``: tokenisation, ``attach_encoders``,
+the trainer, dev selection) on the official MELD CSVs with the train split cut to a seeded
+random subset of ``--train-rows`` utterances (dev and test stay whole), and prints one JSON line:
+train utterances per second of training-step time, the wall time of the run (dev evaluation
+included) and the best dev weighted F1.
+
+    OMP_NUM_THREADS=2 python scripts/finetune_throughput.py --data ../shared/data/meld \\
+        --train-rows 2000 --epochs 1 --seed 0 [--set encoders.text.freeze_layers=4 ...]
+
+The data is read in place and never copied; records go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder with MELD's *_sent_emo.csv")
+    parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fusion", default="concat")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value")
+    args = parser.parse_args()
+
+    import torch
+
+    from mmbench.registry.manager import build_registry
+    from mmbench.runner.run import RunRequest, prepare, run_one
+
+    registry, _ = build_registry()
+    with tempfile.TemporaryDirectory() as out:
+        request = RunRequest(
+            dataset="meld",
+            fusions=[args.fusion],
+            seeds=[args.seed],
+            data_path=args.data,
+            overrides=list(args.overrides),
+            encoders={"text": "hf-text-finetune"},
+            max_epochs=args.epochs,
+            device="cpu",
+            out_dir=Path(out),
+            save_checkpoints=False,
+        )
+        t0 = time.perf_counter()
+        prep = prepare(request, registry)
+        prepare_s = time.perf_counter() - t0
+        train = prep.data.splits["train"]
+        keep = np.sort(np.random.default_rng(args.seed).permutation(train)[: args.train_rows])
+        prep.data = replace(prep.data, splits={**prep.data.splits, "train": keep})
+        t0 = time.perf_counter()
+        record = run_one(prep, args.fusion, args.seed, "cpu")
+        run_s = time.perf_counter() - t0
+    eff = record["efficiency"]
+    print(
+        json.dumps(
+            {
+                "train_rows": int(len(keep)),
+                "epochs": args.epochs,
+                "seed": args.seed,
+                "overrides": args.overrides,
+                "threads": torch.get_num_threads(),
+                "train_utterances_per_s": round(eff["train_samples_per_second"], 2),
+                "train_seconds": round(eff["train_seconds"], 1),
+                "run_seconds": round(run_s, 1),
+                "prepare_seconds": round(prepare_s, 1),
+                "best_epoch": record.get("best_epoch"),
+                "dev_weighted_f1": round(record["metrics"]["dev"]["weighted_f1"], 4),
+                "test_weighted_f1": round(record["metrics"]["test"]["weighted_f1"], 4),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
