@@ -19,6 +19,7 @@ BENCH_EPILOG = """
   mmbench bench                                   [dim]# every fusion on synthetic, table[/dim]
   mmbench bench --fusion cross_attention --format json
   mmbench bench --max-epochs 3 --repeats 3 --set train.batch_size=256
+  mmbench bench --device cuda --numerics fp32,bf16,compile --format json   [dim]# GPU check[/dim]
 """
 
 
@@ -33,10 +34,19 @@ def bench(
     cli: Annotated[bool, typer.Option("--cli/--no-cli", help="Also time `mmbench --help`/`list`.")] = True,
     fmt: opts.Format = opts.OutputFormat.table,
     epochs: opts.DeprecatedEpochs = None,
+    numerics: Annotated[
+        str | None,
+        typer.Option(
+            "--numerics",
+            help="Device check instead: per fusion and configuration (fp32, bf16, fp16, compile, "
+            "bf16+compile, or all) samples/s, step time, host syncs per epoch, peak memory.",
+        ),
+    ] = None,
 ) -> None:
     """Measure trainer vs bare-loop samples/s, inference time, peak memory and size per fusion.
 
-    Each timed training run trains --max-epochs epochs (default 2).
+    Each timed training run trains --max-epochs epochs (default 2). With --numerics: the device
+    check (mmbench.tools.bench_device), one result per fusion and numeric configuration.
     """
     with cli_errors():
         from datetime import datetime, timezone
@@ -59,6 +69,11 @@ def bench(
             registry,
             reporter,
         )
+        if numerics is not None:
+            from mmbench.tools.bench_device import report_device_check
+
+            report_device_check(prep, fusions, numerics, dev, epochs, fmt == OutputFormat.json, reporter)
+            return
         if context is not None:
             _bench_contexts(prep, fusions, resolve_contexts(context, registry), dev, epochs, repeats, fmt)
             return
