@@ -115,6 +115,7 @@ def device_check(
 ) -> dict[str, Any]:
     """One JSON-ready line: samples/s, step time, host syncs and peak memory (module docstring)."""
     from mmbench.runner.run import build_model, fusion_params
+    from mmbench.tasks import task_of
     from mmbench.training.memory import PeakMemory
     from mmbench.training.tensors import split_tensors
     from mmbench.training.trainer import Trainer, precision_name
@@ -135,7 +136,7 @@ def device_check(
         copy.deepcopy(model),
         cfg,
         protocol["metric"],
-        data.num_classes,
+        task_of(data),
         dev_t,
         precision=precision,
         modalities=spec.names,
