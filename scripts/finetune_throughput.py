@@ -2,7 +2,8 @@
 
 Runs mmbench's own run path (``prepare`` + ``run_one``: tokenisation, ``attach_encoders``,
 the trainer, dev selection) on the official MELD CSVs with the train split cut to a seeded
-random subset of ``--train-rows`` utterances (dev and test stay whole), and prints one JSON line:
+random subset of ``--train-rows`` utterances (dev and test stay whole unless ``--eval-rows``
+cuts them too, for timing runs), and prints one JSON line:
 train utterances per second of training-step time, the wall and CPU time of the run (dev and
 test evaluation included) and the best dev weighted F1.
 
@@ -35,6 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with MELD's *_sent_emo.csv")
     parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument(
+        "--eval-rows", type=int, default=None, help="also cut dev and test to seeded random subsets (timing runs)"
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fusion", default="concat")
@@ -63,9 +67,14 @@ def main() -> None:
         t0 = time.perf_counter()
         prep = prepare(request, registry)
         prepare_s = time.perf_counter() - t0
-        train = prep.data.splits["train"]
-        keep = np.sort(np.random.default_rng(args.seed).permutation(train)[: args.train_rows])
-        prep.data = replace(prep.data, splits={**prep.data.splits, "train": keep})
+        rng = np.random.default_rng(args.seed)
+        splits = dict(prep.data.splits)
+        keep = np.sort(rng.permutation(splits["train"])[: args.train_rows])
+        splits["train"] = keep
+        if args.eval_rows is not None:
+            for name in ("dev", "test"):
+                splits[name] = np.sort(rng.permutation(splits[name])[: args.eval_rows])
+        prep.data = replace(prep.data, splits=splits)
         t0, cpu0 = time.perf_counter(), cpu_seconds()
         record = run_one(prep, args.fusion, args.seed, "cpu")
         run_s, run_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
@@ -74,6 +83,7 @@ def main() -> None:
         json.dumps(
             {
                 "train_rows": int(len(keep)),
+                "dev_rows": int(len(splits["dev"])),
                 "epochs": args.epochs,
                 "seed": args.seed,
                 "overrides": args.overrides,
