@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with MELD's *_sent_emo.csv")
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument(
-        "--eval-rows", type=int, default=None, help="also cut dev and test to seeded random subsets (timing runs)"
+        "--eval-rows", type=int, default=None, help="also cut dev and test to seeded subsets (timing runs)"
     )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
