@@ -153,3 +153,19 @@ def test_bucketed_run_with_frozen_layers_trains_only_the_top(bert_dir, registry,
     frozen, top = "encoder.layer.1.output.dense.weight", "encoder.layer.2.output.dense.weight"
     assert torch.equal(ckpt[f"encoders.text.model.{frozen}"], initial[frozen])
     assert not torch.allclose(ckpt[f"encoders.text.model.{top}"], initial[top])
+
+
+def test_dynamic_padding_reads_one_value_per_batch(bert_dir, registry):
+    """Two host reads per forward, cached or not (each a sync per step on CUDA): the batch's longest
+    text (dynamic padding) and transformers' check whether the batch has padding at all
+    (``padding_mask.all()`` in ``masking_utils``)."""
+    from mmbench.tools.bench_device import count_host_syncs
+
+    data, _ = encoded(bert_dir, registry, freeze_layers=1)
+    batch = {k.split(":")[-1]: v for k, v in split_tensors(data, "train", "cpu").inputs.items()}
+    cached = module_of(bert_dir, freeze_layers=1)
+    cached.prepare(data.in_model["text"]["tokens"])
+    for module in (module_of(bert_dir), cached):
+        with count_host_syncs(torch.device("cpu")) as syncs:
+            module(batch)
+        assert syncs["n"] == 2
