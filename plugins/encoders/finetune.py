@@ -102,12 +102,13 @@ class HFTextModule(nn.Module):
         gradient_checkpointing: bool = False,
         cache_key: tuple = (),
         batch_size: int = 64,
+        device: str = "cpu",
     ) -> None:
         super().__init__()
         self.model = model
         self.pooling, self.output = pooling, output
         self.freeze_layers = int(freeze_layers)
-        self.cache_key, self.batch_size = cache_key, int(batch_size)
+        self.cache_key, self.batch_size, self.prepare_device = cache_key, int(batch_size), device
         self.frozen: list[nn.Module] = []
         if self.freeze_layers:
             layers = transformer_layers(model)
@@ -189,10 +190,13 @@ class HFTextModule(nn.Module):
         ``[N, T]``); batches then name their rows in ``row``. A no-op without ``row`` tokens.
 
         The last result is kept for the process (keyed by the model, ``freeze_layers`` and the
-        token arrays), so the runs of one sweep compute it once.
+        token arrays), so the runs of one sweep compute it once. It is computed on the encoder's
+        ``device`` option (``auto``: CUDA when present); the trainer then moves the module to the
+        run's device.
         """
         if not self.freeze_layers or "row" not in tokens:
             return
+        self.to(self.prepare_device)
         ids, mask = tokens["input_ids"], tokens["attention_mask"]
         digest = hashlib.sha256(ids.tobytes() + mask.tobytes()).hexdigest()
         key = (*self.cache_key, self.freeze_layers, ids.shape, digest)

@@ -419,6 +419,7 @@ class HFTextEncoder(EncoderPlugin):
             gradient_checkpointing=opts["gradient_checkpointing"],
             cache_key=(str(folder), stamp, opts["max_length"]),
             batch_size=opts["batch_size"],
+            device=resolve_device(opts["device"]),
         )
 
 
