@@ -90,6 +90,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(bert_dir, registry):
     grads = []
     for checkpointing in (False, True):
         module = module_of(bert_dir, gradient_checkpointing=checkpointing).train()
+        assert all(layer.gradient_checkpointing == checkpointing for layer in module.model.encoder.layer)
         torch.manual_seed(0)
         module(batch).pow(2).sum().backward()
         grads.append(module.model.encoder.layer[0].attention.self.query.weight.grad)
