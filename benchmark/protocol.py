@@ -67,6 +67,11 @@ TOP_LEVEL_KEYS = {
 #: ``train`` keys a protocol may leave unset (absent: off, and fingerprints of protocols that do
 #: not set them stay as they were); ``--set train.<key>=...`` accepts them.
 OPTIONAL_TRAIN_KEYS = ("length_bucketing",)
+#: ``train`` keys that choose how runs execute, not what they compute, with their defaults: accepted
+#: in protocol files and by ``--set``, and taken out of the protocol (so out of its fingerprint) by
+#: :func:`execution_settings`. ``seed_batching``: train the seeds of a cell as one stacked model
+#: where that applies (``mmbench.training.vectorised``).
+EXECUTION_TRAIN_KEYS: dict[str, Any] = {"seed_batching": True}
 #: Primary metrics a protocol may select on (and tune for): a classification metric (higher is
 #: better) or a regression metric (``mae`` lower is better); which ones fit the dataset is checked
 #: once it is loaded (``mmbench.tasks.Task.check_protocol``).
@@ -130,7 +135,7 @@ def apply_overrides(protocol: dict[str, Any], overrides: list[str]) -> dict[str,
                 f"--set {text!r}: unknown protocol key {path[0]!r}; known: "
                 f"{', '.join(sorted(TOP_LEVEL_KEYS))}"
             )
-        train_keys = {*out.get("train", {}), *OPTIONAL_TRAIN_KEYS}
+        train_keys = {*out.get("train", {}), *OPTIONAL_TRAIN_KEYS, *EXECUTION_TRAIN_KEYS}
         if path[0] == "train" and len(path) > 1 and path[1] not in train_keys:
             known = ", ".join(sorted(train_keys))
             raise UsageError(f"--set {text!r}: unknown training option {path[1]!r}; known: {known}")
@@ -461,6 +466,20 @@ def modality_dropout_rates(value: Any) -> float | dict[str, float]:
         return _dropout_rates(value)
     except ValueError as exc:
         raise UsageError(f"train.modality_dropout: {exc}") from None
+
+
+def execution_settings(protocol: dict[str, Any]) -> dict[str, Any]:
+    """Remove the execution keys (``EXECUTION_TRAIN_KEYS``) from ``protocol["train"]`` and return
+    them with their defaults filled in: they change how runs execute, not their protocol.
+
+    Raises:
+        UsageError: ``train.seed_batching`` is not a boolean.
+    """
+    train = protocol.get("train") or {}
+    settings = {k: train.pop(k, default) for k, default in EXECUTION_TRAIN_KEYS.items()}
+    if not isinstance(settings["seed_batching"], bool):
+        raise UsageError(f"train.seed_batching must be true or false, got {settings['seed_batching']!r}")
+    return settings
 
 
 def canonical_json(obj: Any) -> str:

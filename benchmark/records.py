@@ -179,6 +179,9 @@ class Efficiency(_Part):
     inference_ms_per_sample: float | None = None
     #: seconds the run's encoders take to encode the dataset (the stored time for cache hits)
     encode_seconds: float | None = None
+    #: ``run`` (this run's own time and memory) or ``vectorised cell``: ``train_seconds`` is this
+    #: seed's share of the cell's wall time and the peak memory is the whole cell's
+    cost_basis: str | None = None
 
 
 class EncoderInfo(_Part):
@@ -200,6 +203,11 @@ class Execution(_Part):
     precision: str
     compile: bool
     effective_precision: str | None = None
+    #: ``vectorised`` (the cell's seeds trained as one stacked model, ``seed_batch``) or ``sequential``
+    seed_batching: str | None = None
+    #: why a run that could have been vectorised trained alone (``train.seed_batching=false``...)
+    seed_batching_fallback: str | None = None
+    seed_batch: list[int] | None = None
 
 
 class Failure(_Part):

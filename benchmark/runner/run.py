@@ -20,7 +20,14 @@ import numpy as np
 
 from mmbench.data import MultimodalData
 from mmbench.errors import DataError, PluginError, RunFailed, UsageError
-from mmbench.protocol import NUMERICS_KEY, check_seeds, fingerprint, load_protocol, params_tag
+from mmbench.protocol import (
+    NUMERICS_KEY,
+    check_seeds,
+    execution_settings,
+    fingerprint,
+    load_protocol,
+    params_tag,
+)
 from mmbench.records import (
     SCHEMA_VERSION,
     record_path,
@@ -30,7 +37,6 @@ from mmbench.records import (
 from mmbench.runner.context import (
     check_context_overrides,
     context_record,
-    context_tensors,
     resolve_context,
 )
 from mmbench.runner.environment import data_identity, record_meta
@@ -47,6 +53,11 @@ from mmbench.runner.methods import NO_CONTEXT, method_label, record_method
 from mmbench.runner.results import SUMMARY_METRICS as SUMMARY_METRICS
 from mmbench.runner.results import encode_seconds, save_checkpoint
 from mmbench.runner.results import summarize as summarize
+
+# one run resolved for training (names, parameters, tensors, record path): mmbench.runner.run_setup
+from mmbench.runner.run_setup import RunSetup as RunSetup
+from mmbench.runner.run_setup import existing_record as existing_record
+from mmbench.runner.run_setup import setup_run as setup_run
 from mmbench.tasks import task_of
 
 
@@ -116,6 +127,8 @@ class Prepared:
     duplicate_report: Any = None
     #: The dataset's cluster unit (``DatasetPlugin.cluster_unit``) when its groups have it.
     cluster_unit: str | None = None
+    #: How runs execute (``protocol.execution_settings``: ``seed_batching``); not fingerprinted.
+    execution: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> str:
@@ -155,6 +168,7 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         request.protocol_file,
         overrides,
     )
+    execution = execution_settings(protocol)
     protocol_max_epochs = protocol["train"]["max_epochs"]
     budget_cut = False
     if request.max_epochs is not None:
@@ -227,6 +241,7 @@ def prepare(request: RunRequest, registry: Any, reporter: Reporter | None = None
         duplicates={**report.as_record(), "accepted": bool(report.total and allow_duplicates)},
         duplicate_report=report,
         cluster_unit=unit,
+        execution=execution,
     )
 
 
@@ -286,54 +301,44 @@ def run_one(
     reporter: Reporter | None = None,
     tensors: dict | None = None,
     context: str = NO_CONTEXT,
+    execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one (fusion, context, seed); write and return its RunRecord."""
-    import torch
+    """Train and evaluate one (fusion, context, seed); write and return its RunRecord.
+
+    ``execution`` adds to the record's ``execution`` block (how seeds were batched, and why).
+    """
+    reporter = reporter or SilentReporter()
+    setup = setup_run(prep, fusion, seed, device, tensors, context)
+    existing = existing_record(prep, setup, reporter)
+    if existing is not None:
+        return existing
+    ctx = (setup.context_plugin, setup.context_params)
+    outcome = fit_run(
+        prep, setup.plugin, setup.spec, setup.params, seed, setup.device, setup.tensors, reporter,
+        setup.run_info, setup.train_overrides, ctx,
+    )  # fmt: skip
+    return finish_run(prep, setup, outcome, reporter, execution)
+
+
+def finish_run(
+    prep: Prepared,
+    setup: RunSetup,
+    outcome: FitOutcome,
+    reporter: Reporter,
+    execution: dict[str, Any] | None = None,
+    cost_basis: str = "run",
+) -> dict[str, Any]:
+    """Evaluate a trained run once on dev and test, write its record, predictions and checkpoint."""
 
     from mmbench.registry.manager import call_lifecycle
     from mmbench.runner.environment import environment
-    from mmbench.training.tensors import split_tensors
     from mmbench.training.trainer import precision_name
 
-    reporter = reporter or SilentReporter()
     registry, protocol, data = prep.registry, prep.protocol, prep.data
-    plugin, params, tuning, tag = resolve_fusion(prep, fusion, context)
-    context_plugin, context_params = resolve_context(prep, context)
-    spec = data.input_spec()
-    plugin.validate(spec, params)
-    label = method_label(fusion, context)
-    stem = record_stem(data.name, method_label(fusion, context, "+"), prep.protocol_fingerprint, tag, seed)
-    out_file = record_path(prep.request.out_dir, stem)
-    if prep.request.skip_existing:
-        from mmbench.records import load_record
-
-        existing = load_record(out_file)
-        if existing is not None:
-            reporter.log(f"skip {label} seed {seed}: record exists ({out_file.name})")
-            return existing
-
-    dev_t = torch.device(device)
-    if tensors is None:
-        tensors = {s: split_tensors(data, s, dev_t) for s in ("train", "dev", "test")}
-    tensors = context_tensors(prep, context_plugin, tensors)
-    run_info = {
-        "dataset": data.name,
-        "fusion": fusion,
-        "context": context,  # the method's label is fusion + context
-        "seed": seed,
-        "protocol": protocol,
-        "protocol_fingerprint": prep.protocol_fingerprint,
-    }
-    train_overrides = dict((tuning or {}).get("train") or {})
-    if tuning and tuning.get("seed") is not None and int(tuning["seed"]) == int(seed):
-        raise UsageError(
-            f"seed {seed} is the training seed of every trial of {tuning.get('source')} (study "
-            f"{tuning.get('study_name')}); a retrain on it repeats the best trial, whose dev score "
-            "chose it. Retrain on other --seeds (mmbench tune trains its trials on seed 1000 + the "
-            "first protocol seed by default)"
-        )
-    ctx, overrides = (context_plugin, context_params), train_overrides
-    outcome = fit_run(prep, plugin, spec, params, seed, dev_t, tensors, reporter, run_info, overrides, ctx)
+    fusion, seed, context = setup.fusion, setup.seed, setup.context
+    tensors, dev_t, device = setup.tensors, setup.device, str(setup.device)
+    params, tuning, tag, stem = setup.params, setup.tuning, setup.tag, setup.stem
+    run_info, train_overrides, label = setup.run_info, setup.train_overrides, setup.label
     trainer, fit, failure, n_params = outcome.trainer, outcome.fit, outcome.failure, outcome.n_params
     status = "ok" if failure is None else "failed"
     protocol_fp = prep.protocol_fingerprint
@@ -373,6 +378,7 @@ def run_one(
             "precision": prep.request.precision,
             "effective_precision": precision_name(dev_t, prep.request.precision),
             "compile": prep.request.compile,
+            **(execution or {}),
         },
         "oom_retries": outcome.oom_retries,
         **data_identity(data_path_for(prep.request)),
@@ -387,7 +393,7 @@ def run_one(
         "environment": environment(device, [p.as_dict() for p in registry.plugins if p.error is None]),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    record.update(context_record(prep, context, context_params))
+    record.update(context_record(prep, context, setup.context_params))
     predictions: dict[str, Any] = {"ids": None, "y_true": [], "y_pred": []}
     if fit is None:
         record.update(
@@ -435,6 +441,7 @@ def run_one(
                     "peak_memory_source": outcome.peak_source,
                     "inference_ms_per_sample": round(latency_ms, 5),
                     "encode_seconds": encode_seconds(prep.encoders),
+                    "cost_basis": cost_basis,
                 },
             }
         )
@@ -480,6 +487,7 @@ def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Pr
     import torch
 
     from mmbench.runner.output_paths import check_writable_dir
+    from mmbench.runner.seed_batching import run_seeds
     from mmbench.training.tensors import split_tensors
     from mmbench.ui.console import announce_runs, finish_runs
 
@@ -502,8 +510,10 @@ def _run_all(request: RunRequest, registry: Any, reporter: Reporter) -> tuple[Pr
     announce_runs(reporter, len(request.contexts) * len(request.fusions) * len(prep.protocol["seeds"]))
     for context in request.contexts:
         for fusion in request.fusions:
-            for seed in prep.protocol["seeds"]:
-                records.append(run_one(prep, fusion, seed, device, reporter, tensors, context))
+            # The seeds of a cell train as one stacked model where that applies (train.seed_batching).
+            records += run_seeds(
+                prep, fusion, list(prep.protocol["seeds"]), device, reporter, tensors, context
+            )
     finish_runs(reporter)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed and len(failed) == len(records):

@@ -95,6 +95,22 @@ def make_adamw(params: Any, lr: float, weight_decay: float) -> torch.optim.AdamW
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+def loss_weights(ranges: list[tuple[int, int]], accum: int) -> list[float]:
+    """Each batch's weight in its accumulation group: its share of the group's rows.
+
+    The group's gradient is then that of the mean loss over the group, also for the epoch's last,
+    shorter group (fewer or smaller batches), which ``1 / accum`` would scale down.
+    """
+    sizes = [b - a for a, b in ranges]
+    groups = [sum(sizes[g : g + accum]) for g in range(0, len(sizes), accum)]
+    return [size / groups[i // accum] for i, size in enumerate(sizes)]
+
+
+def is_step_end(i: int, n_batches: int, accum: int) -> bool:
+    """Whether the optimizer steps after batch ``i`` (0-based) of ``n_batches``."""
+    return (i + 1) % accum == 0 or i == n_batches - 1
+
+
 class Trainer:
     """Fits a fusion model on train with dev-only model selection.
 
@@ -135,12 +151,13 @@ class Trainer:
         self.eval_batch_size = max(1024, int(train_cfg["batch_size"]))
 
     # ------------------------------------------------------------------ helpers
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _epoch_order(self, labels: Tensor, generator: torch.Generator) -> Tensor:
+    def epoch_order(self, labels: Tensor, generator: torch.Generator) -> Tensor:
+        """Row order ``[N]`` of one training epoch (over-sampled rows repeat), drawn from ``generator``."""
         n = labels.shape[0]
         if self.cfg["imbalance"] == "oversample":
             w = self.task.oversample_weights(labels)
@@ -151,7 +168,7 @@ class Trainer:
         """The training rows of one epoch in their shuffled order (whole dialogues stay together)."""
         if isinstance(train, DialogueSplit):
             return train.take_dialogues(torch.randperm(train.n_dialogues, generator=generator))
-        order = self._epoch_order(train.labels, generator).to(train.labels.device)
+        order = self.epoch_order(train.labels, generator).to(train.labels.device)
         pool = bucketing_pool(self.cfg, train)
         if pool:  # train.length_bucketing: batches of similar text length (training.buckets)
             order = bucketed_order(order, row_lengths(train), int(self.cfg["batch_size"]), pool, generator)
@@ -171,7 +188,7 @@ class Trainer:
             )
         return rates
 
-    def _modality_dropout(self, batch: dict[str, Tensor], generator: torch.Generator) -> None:
+    def modality_dropout(self, batch: dict[str, Tensor], generator: torch.Generator) -> None:
         """Zero whole modalities of training samples (``train.modality_dropout``), in place.
 
         A float ``p``: with probability ``p`` one uniformly chosen modality of a sample is zeroed.
@@ -214,6 +231,36 @@ class Trainer:
             keep_m = (~drop[:, i]).to(self.device, batch[m].dtype).view(-1, *([1] * (batch[m].dim() - 1)))
             batch[m] = batch[m] * keep_m
 
+    # ------------------------------------------- loss, score and selection (one seam per task)
+    def criterion(self, train: TensorSplit) -> nn.Module:
+        """The task's training loss (class weights, when asked for, from the train labels only)."""
+        return self.task.make_loss(self.cfg, train.labels).to(self.device)
+
+    def dev_score(self, dev_outputs: Tensor, dev_labels: np.ndarray) -> float:
+        """The primary metric of ``dev_outputs`` (``[N, num_outputs]``) against the dev labels ``[N]``."""
+        dev_pred = self.task.predictions(dev_outputs).cpu().numpy()
+        return self.task.score(dev_labels, dev_pred, self.metric)
+
+    def worst_score(self) -> float:
+        """The best dev score before the first epoch (the worst value of the metric's direction)."""
+        return self.task.worst(self.metric)
+
+    def is_better(self, score: float, best: float) -> bool:
+        """Whether a dev score beats the best so far, in the metric's direction (model selection)."""
+        return self.task.is_better(score, best, self.metric)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """ReduceLROnPlateau on the dev metric in its direction (``train.scheduler: plateau``), or None."""
+        cfg = self.cfg
+        if cfg["scheduler"] != "plateau":
+            return None
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="max" if self.task.higher_is_better(self.metric) else "min",
+            factor=float(cfg["scheduler_factor"]),
+            patience=int(cfg["scheduler_patience"]),
+        )
+
     @torch.inference_mode()
     def predict_logits(self, split: TensorSplit) -> Tensor:
         """Outputs ``[N, num_outputs]`` (logits, or regression values) for a whole split in large
@@ -226,7 +273,7 @@ class Trainer:
         rows = split if order is None else split.take(order)
         out = []
         for start, stop in rows.batch_ranges(batch_size):
-            with self._autocast():
+            with self.autocast():
                 out.append(self.forward(rows.batch(start, stop)[0]).float())
         if not out:
             return torch.empty(0, self.task.num_outputs)
@@ -243,26 +290,19 @@ class Trainer:
     def fit(self, train: TensorSplit, dev: TensorSplit, seed: int) -> FitResult:
         cfg = self.cfg
         generator = torch.Generator().manual_seed(seed)
-        criterion = self.task.make_loss(cfg, train.labels).to(self.device)
+        criterion = self.criterion(train)
         # A model may ask for parameter groups (an in-model encoder with its own learning rate).
         groups = getattr(self.model, "optimizer_groups", None)
         params = groups(float(cfg["lr"])) if callable(groups) else self.model.parameters()
         optimizer = make_adamw(params, float(cfg["lr"]), float(cfg["weight_decay"]))
-        scheduler = None
-        if cfg["scheduler"] == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer,
-                mode="max" if self.task.higher_is_better(self.metric) else "min",
-                factor=float(cfg["scheduler_factor"]),
-                patience=int(cfg["scheduler_patience"]),
-            )
+        scheduler = self.make_scheduler(optimizer)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         batch_size, accum = int(cfg["batch_size"]), int(cfg["grad_accum"])
         clip = float(cfg["grad_clip"])
         dev_labels = dev.labels.cpu().numpy()
 
-        best_score, best_epoch, bad_epochs = self.task.worst(self.metric), 0, 0
+        best_score, best_epoch, bad_epochs = self.worst_score(), 0, 0
         best_state: dict[str, Tensor] = {}
         history: list[dict[str, float]] = []
         samples_seen, step_seconds = 0, 0.0
@@ -278,21 +318,16 @@ class Trainer:
             running = torch.zeros((), device=self.device)
             steps = 0
             optimizer.zero_grad(set_to_none=True)
-            sizes = [b - a for a, b in ranges]
+            weights = loss_weights(ranges, accum)
             for i, (start, end) in enumerate(ranges):
                 batch, target = epoch_data.batch(start, end)
-                self._modality_dropout(batch, generator)
-                with self._autocast():
+                self.modality_dropout(batch, generator)
+                with self.autocast():
                     loss = criterion(self.forward(batch).float(), target)
-                # Each batch's mean loss weighted by its share of its accumulation group's rows: the
-                # group's gradient is that of the mean loss over the group, also for the epoch's last,
-                # shorter group (fewer or smaller batches), which 1/accum would scale down.
-                group = i // accum
-                group_rows = sum(sizes[group * accum : (group + 1) * accum])
-                scaler.scale(loss * ((end - start) / group_rows)).backward()
+                scaler.scale(loss * weights[i]).backward()
                 running += loss.detach()
                 steps += 1
-                if (i + 1) % accum == 0 or i == len(ranges) - 1:
+                if is_step_end(i, len(ranges), accum):
                     if clip > 0:
                         scaler.unscale_(optimizer)
                         nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -308,8 +343,7 @@ class Trainer:
                 raise TrainingDiverged(epoch, train_loss)
 
             dev_logits = self.predict_logits(dev)
-            dev_pred = self.task.predictions(dev_logits).cpu().numpy()
-            dev_score = self.task.score(dev_labels, dev_pred, self.metric)
+            dev_score = self.dev_score(dev_logits, dev_labels)
             with torch.no_grad():  # the training loss on dev (for curves; selection uses the metric)
                 dev_loss = float(criterion(dev_logits, dev.labels))
             lr = optimizer.param_groups[0]["lr"]
@@ -325,7 +359,7 @@ class Trainer:
             history.append(logs)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, logs)
-            if self.task.is_better(dev_score, best_score, self.metric):
+            if self.is_better(dev_score, best_score):
                 best_score, best_epoch, bad_epochs = dev_score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:

@@ -62,7 +62,7 @@ def test_class_weights_come_from_train_labels_only(monkeypatch):
 def test_oversampling_draws_classes_about_equally():
     labels = torch.tensor([0] * 80 + [1] * 15 + [2] * 5)
     trainer = Trainer(Linear(), _cfg(imbalance="oversample"), "weighted_f1", 3, torch.device("cpu"))
-    order = trainer._epoch_order(labels, torch.Generator().manual_seed(0))
+    order = trainer.epoch_order(labels, torch.Generator().manual_seed(0))
     counts = torch.bincount(labels[order], minlength=3).float() / len(order)
     assert len(order) == len(labels)
     assert torch.all((counts - 1 / 3).abs() < 0.12), counts
@@ -111,7 +111,7 @@ def _dropped(spec, n: int = 4000, seed: int = 0) -> torch.Tensor:
     """Bool [n, 3]: which of text/audio/visual the trainer zeroed for each sample."""
     trainer = _mm_trainer(spec)
     batch = _mm_batch(n)
-    trainer._modality_dropout(batch, torch.Generator().manual_seed(seed))
+    trainer.modality_dropout(batch, torch.Generator().manual_seed(seed))
     for m, x in batch.items():  # a modality is zeroed as a whole or not at all
         flat = x.reshape(n, -1)
         assert torch.all((flat == 0).all(dim=1) | (flat == 1).all(dim=1)), m

@@ -1,0 +1,163 @@
+"""The seeds of one (dataset, fusion, context, protocol) cell: trained together where that applies.
+
+``run_seeds`` trains the seeds as one stacked model (``mmbench.training.vectorised``) when
+``train.seed_batching`` is on (the default) and the cell allows it, and otherwise one seed at a time
+(``run_one``). Either way each seed gets its own record, predictions and checkpoint, written by the
+same code (``runner.run.finish_run``), with ``execution.seed_batching`` = ``vectorised`` or
+``sequential`` and, when a cell that asked for vectorised seeds fell back,
+``execution.seed_batching_fallback`` = the reason. ``train.seed_batching`` is an execution setting:
+it is not part of the protocol fingerprint.
+
+Cost fields of a vectorised seed (``efficiency.cost_basis: vectorised cell``): ``train_seconds`` is
+the seed's share of the cell's training wall time (each epoch divided equally among the seeds that
+trained in it), ``peak_memory_bytes`` is the peak of the whole cell.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmbench.errors import RunFailed, UsageError
+from mmbench.runner.fitting import FitOutcome, build_model, is_out_of_memory
+from mmbench.runner.methods import NO_CONTEXT, method_label
+
+if TYPE_CHECKING:
+    from mmbench.runner.run import Prepared, Reporter, RunSetup
+
+VECTORISED, SEQUENTIAL = "vectorised", "sequential"
+
+
+def run_seeds(
+    prep: Prepared,
+    fusion: str,
+    seeds: list[int],
+    device: str,
+    reporter: Reporter,
+    tensors: dict | None = None,
+    context: str = NO_CONTEXT,
+) -> list[dict[str, Any]]:
+    """Train and evaluate every seed of one (fusion, context) cell; their records in seed order."""
+    from mmbench.runner.run import existing_record, finish_run, run_one, setup_run
+
+    setups = [setup_run(prep, fusion, s, device, tensors, context) for s in seeds]
+    done = {s.seed: existing_record(prep, s, reporter) for s in setups}
+    pending = [s for s in setups if done[s.seed] is None]
+    reason = static_reason(prep, pending)
+    if reason is None:
+        outcomes = fit_together(prep, pending, reporter)
+        if isinstance(outcomes, str):
+            reason = outcomes
+            reporter.log(f"{method_label(fusion, context)}: seeds trained one at a time ({reason})")
+        else:
+            execution = {"seed_batching": VECTORISED, "seed_batch": [s.seed for s in pending]}
+            for setup, outcome in zip(pending, outcomes, strict=True):
+                done[setup.seed] = finish_run(prep, setup, outcome, reporter, execution, "vectorised cell")
+    if reason is not None:
+        execution = {"seed_batching": SEQUENTIAL, "seed_batching_fallback": reason}
+        for setup in pending:
+            done[setup.seed] = run_one(
+                prep, fusion, setup.seed, device, reporter, tensors, context, execution
+            )
+    return [done[s] for s in seeds]
+
+
+def static_reason(prep: Prepared, pending: list[RunSetup]) -> str | None:
+    """Why the pending seeds train one at a time, known before any model is built (None: try)."""
+    if not prep.execution.get("seed_batching", True):
+        return "train.seed_batching=false"
+    if len(pending) < 2:
+        return "one seed to train"
+    if prep.request.compile:
+        return "--compile wraps each model's forward (torch.compile and vmap are not combined)"
+    if prep.data.in_model:
+        return "an encoder is trained inside the model"
+    return None
+
+
+def fit_together(prep: Prepared, setups: list[RunSetup], reporter: Reporter) -> list[FitOutcome] | str:
+    """Build each seed's model under its seed and train them as one stacked model; the outcomes in
+    order, or the reason they cannot be (the caller then trains them one at a time)."""
+    import torch
+
+    from mmbench.registry.manager import call_lifecycle
+    from mmbench.training.memory import PeakMemory
+    from mmbench.training.trainer import TrainingDiverged
+    from mmbench.training.vectorised import SeedBatch, vectorise_blocker
+
+    first = setups[0]
+    train_cfg = {**prep.protocol["train"], **first.train_overrides}
+    peak = PeakMemory(str(first.device)).start()
+    trainers = []
+    try:
+        for setup in setups:
+            torch.manual_seed(setup.seed)  # exactly as fit_run: the members start from its weights
+            np.random.seed(setup.seed)
+            model = build_model(
+                setup.plugin, setup.spec, setup.params, prep.data, prep.registry,
+                (setup.context_plugin, setup.context_params),
+            )  # fmt: skip
+            trainers.append(trainer_for(prep, setup, model, train_cfg))
+    except (UsageError, RunFailed):
+        raise
+    except Exception as exc:  # the fusion's own code: the sequential path fails each run alone
+        peak.stop()
+        return f"building a model raised {type(exc).__name__}"
+    tensors = first.tensors
+    reason = vectorise_blocker(trainers, tensors["train"])
+    batch = None
+    if reason is None:
+        batch = SeedBatch(trainers, [s.seed for s in setups])
+        reason = batch.probe(tensors["train"])
+    if reason is not None or batch is None:
+        peak.stop()
+        return reason or "not vectorisable"
+    seeds = ",".join(str(s.seed) for s in setups)
+    reporter.run_started(f"{first.label} seeds {seeds} (vectorised)", int(train_cfg["max_epochs"]))
+    for setup in setups:
+        call_lifecycle("mmbench_run_start", run=setup.run_info)
+
+    def on_epoch(epoch: int, logs: dict[int, dict[str, float]]) -> None:
+        reporter.epoch_ended(epoch, logs[min(logs)])
+
+    try:
+        results = batch.fit(tensors["train"], tensors["dev"], on_epoch)
+    except (UsageError, RunFailed):
+        raise
+    except Exception as exc:
+        what = "ran out of memory" if is_out_of_memory(exc) else f"raised {type(exc).__name__}: {exc}"
+        return f"the stacked model {what}"[:300]
+    finally:
+        peak.stop()
+    n_params = sum(p.numel() for p in trainers[0].model.parameters())
+    outcomes = []
+    for trainer, result in zip(trainers, results, strict=True):
+        fit, failure = result, None
+        if isinstance(result, TrainingDiverged):
+            fit, failure = None, {"reason": str(result), "epoch": result.epoch}
+        outcomes.append(
+            FitOutcome(trainer, fit, failure, n_params, peak.bytes, dict(train_cfg), 0, peak.source)
+        )
+    return outcomes
+
+
+def trainer_for(prep: Prepared, setup: RunSetup, model: Any, train_cfg: dict[str, Any]) -> Any:
+    """The member's :class:`Trainer` (its epoch callback calls the plugins' epoch hook)."""
+    from mmbench.registry.manager import call_lifecycle
+    from mmbench.tasks import task_of
+    from mmbench.training.trainer import Trainer
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        call_lifecycle("mmbench_epoch_end", run=setup.run_info, epoch=epoch, logs=logs)
+
+    return Trainer(
+        model,
+        train_cfg,
+        prep.protocol["metric"],
+        task_of(prep.data),
+        setup.device,
+        precision=prep.request.precision,
+        on_epoch_end=on_epoch,
+        modalities=setup.spec.names,
+    )
