@@ -1,0 +1,99 @@
+"""The runner's seed batching: vectorised cells write the records the sequential path writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmbench.errors import UsageError
+from mmbench.registry.manager import build_registry
+from mmbench.runner.run import RunRequest, run_benchmark
+
+REGISTRY, _ = build_registry()
+#: A deterministic cell (no dropout, no modality dropout): vectorised and sequential runs select the
+#: same epochs and predict the same test labels.
+DETERMINISTIC = ["data.n_samples=400", "fusion.dropout=0", "train.max_epochs=3"]
+
+
+def run(out, seeds=(0, 1, 2), overrides=(), fusions=("concat",), **kw):
+    request = RunRequest(
+        fusions=list(fusions), seeds=list(seeds), device="cpu", out_dir=out,
+        overrides=[*DETERMINISTIC, *overrides], **kw,
+    )  # fmt: skip
+    return run_benchmark(request, REGISTRY)[1]
+
+
+def board_without_timing(out) -> list[dict]:
+    from mmbench.api import leaderboard
+    from mmbench.leaderboard.render import render_json
+
+    groups = json.loads(render_json(leaderboard(out)))["groups"]
+    for group in groups:
+        for row in group["rows"]:
+            row.pop("efficiency")
+    return groups
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seed-batching")
+    vectorised = run(out / "vectorised")
+    sequential = run(out / "sequential", overrides=["train.seed_batching=false"])
+    return out, vectorised, sequential
+
+
+def test_vectorised_by_default_and_records_say_so(both):
+    _, vectorised, sequential = both
+    for rec in vectorised:
+        assert rec["execution"]["seed_batching"] == "vectorised"
+        assert rec["execution"]["seed_batch"] == [0, 1, 2]
+        assert rec["efficiency"]["cost_basis"] == "vectorised cell"
+        assert "seed_batching" not in rec["protocol"]["train"]
+    for rec in sequential:
+        assert rec["execution"]["seed_batching"] == "sequential"
+        assert rec["execution"]["seed_batching_fallback"] == "train.seed_batching=false"
+        assert rec["efficiency"]["cost_basis"] == "run"
+
+
+def test_records_equal_the_sequential_records(both):
+    _, vectorised, sequential = both
+    for vec, seq in zip(vectorised, sequential, strict=True):
+        assert vec["seed"] == seq["seed"] and vec["status"] == seq["status"] == "ok"
+        # an execution setting: same protocol, fingerprint and record name
+        assert vec["protocol_fingerprint"] == seq["protocol_fingerprint"]
+        assert vec["protocol"] == seq["protocol"]
+        assert vec["best_epoch"] == seq["best_epoch"]
+        assert vec["metrics"] == seq["metrics"]
+        for a, b in zip(vec["history"], seq["history"], strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        names = [p.rsplit("/", 1)[1] for p in (vec["_path"], seq["_path"])]
+        assert names[0] == names[1]
+
+
+def test_leaderboard_equals_the_sequential_one(both):
+    out, _, _ = both
+    assert board_without_timing(out / "vectorised") == board_without_timing(out / "sequential")
+
+
+def test_one_seed_runs_sequentially_with_the_reason(tmp_path):
+    (rec,) = run(tmp_path, seeds=[4])
+    assert rec["execution"]["seed_batching"] == "sequential"
+    assert rec["execution"]["seed_batching_fallback"] == "one seed to train"
+
+
+def test_unvectorisable_fusion_falls_back_per_cell(tmp_path, monkeypatch):
+    """A cell whose model vmap cannot run trains its seeds one at a time; the reason is recorded."""
+    from mmbench.training.vectorised import SeedBatch
+
+    monkeypatch.setattr(SeedBatch, "probe", lambda self, train: "torch.vmap cannot run this model (test)")
+    records = run(tmp_path, seeds=[0, 1])
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert {r["execution"]["seed_batching_fallback"] for r in records} == {
+        "torch.vmap cannot run this model (test)"
+    }
+
+
+def test_seed_batching_must_be_a_boolean(tmp_path):
+    with pytest.raises(UsageError, match="train.seed_batching must be true or false"):
+        run(tmp_path, overrides=["train.seed_batching=sometimes"])
