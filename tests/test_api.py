@@ -109,7 +109,13 @@ def test_sweep_and_tune_carry_precision_and_compile_to_the_runs(tmp_path, monkey
     (cell,) = result.cells
     record = mmbench.load_records(tmp_path / "runs")[0]
     assert cell.status == "trained"
-    assert record["execution"] == {"precision": "fp32", "effective_precision": "fp32", "compile": False}
+    assert record["execution"] == {
+        "precision": "fp32",
+        "effective_precision": "fp32",
+        "compile": False,
+        "seed_batching": "sequential",
+        "seed_batching_fallback": "one seed to train",
+    }
     assert (record["protocol"]["numerics"]["precision"], record["protocol"]["numerics"]["compile"]) == (
         "fp32",
         False,

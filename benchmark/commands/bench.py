@@ -7,7 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from mmbench.commands import options as opts
-from mmbench.commands._common import OutputFormat, cli_errors, resolve_contexts, resolve_fusions
+from mmbench.commands._common import (
+    OutputFormat,
+    cli_errors,
+    parse_seeds,
+    resolve_contexts,
+    resolve_fusions,
+)
 
 ORDER = 60
 #: Epochs per timed training run when --max-epochs is not given.
@@ -20,6 +26,7 @@ BENCH_EPILOG = """
   mmbench bench --fusion cross_attention --format json
   mmbench bench --max-epochs 3 --repeats 3 --set train.batch_size=256
   mmbench bench --device cuda --numerics fp32,bf16,compile --format json   [dim]# GPU check[/dim]
+  mmbench bench --seeds 0-4 --fusion concat,cross_attention  [dim]# one seed at a time vs vectorised[/dim]
 """
 
 
@@ -29,7 +36,17 @@ def bench(
     dataset: opts.Dataset = "synthetic",
     set_: opts.Overrides = None,
     max_epochs: opts.MaxEpochs = None,
-    repeats: Annotated[int, typer.Option(help="Timed runs per loop (median reported).")] = 3,
+    repeats: Annotated[
+        int | None, typer.Option(help="Timed runs per loop (median reported); default 3, 1 with --seeds.")
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds",
+            help="Time each fusion's cell of these seeds (e.g. 0-4) trained one at a time and vectorised "
+            "(train.seed_batching); the protocol's full budget unless --max-epochs.",
+        ),
+    ] = None,
     device: opts.Device = opts.DEVICE_DEFAULT,
     cli: Annotated[bool, typer.Option("--cli/--no-cli", help="Also time `mmbench --help`/`list`.")] = True,
     fmt: opts.Format = opts.OutputFormat.table,
@@ -57,6 +74,8 @@ def bench(
         from mmbench.tools.bench import bench_fusion, cli_startup, environment_line
         from mmbench.ui.console import RichReporter, out_console, print_json
 
+        seed_list = parse_seeds(seeds)
+        repeats = repeats if repeats is not None else 1 if seed_list else 3
         epochs = epochs if epochs is not None else max_epochs if max_epochs is not None else BENCH_EPOCHS
         if epochs < 1 or repeats < 1:
             raise UsageError("--max-epochs and --repeats must be at least 1")
@@ -64,8 +83,11 @@ def bench(
         fusions = resolve_fusions(fusion, registry)
         dev = resolve_device(device)
         reporter = RichReporter()
+        budget = max_epochs if seed_list else None  # --seeds: the protocol's budget unless cut
         prep = prepare(
-            RunRequest(dataset=dataset, fusions=fusions, overrides=list(set_ or []), device=dev),
+            RunRequest(
+                dataset=dataset, fusions=fusions, overrides=list(set_ or []), device=dev, max_epochs=budget
+            ),
             registry,
             reporter,
         )
@@ -73,6 +95,9 @@ def bench(
             from mmbench.tools.bench_device import report_device_check
 
             report_device_check(prep, fusions, numerics, dev, epochs, fmt == OutputFormat.json, reporter)
+            return
+        if seed_list:
+            _bench_seeds(prep, fusions, seed_list, dev, repeats, fmt)
             return
         if context is not None:
             _bench_contexts(prep, fusions, resolve_contexts(context, registry), dev, epochs, repeats, fmt)
@@ -169,6 +194,51 @@ def _bench_contexts(
             f"{r['trainer_samples_per_second']:,.0f}",
             f"{r['inference_ms_per_sample']:.4f}",
             f"{r['peak_memory_bytes'] / 2**20:,.0f}",
+        )
+    out_console.print(table)
+
+
+def _bench_seeds(prep: Any, fusions: list[str], seeds: list[int], dev: str, repeats: int, fmt: Any) -> None:
+    """``bench --seeds``: each fusion's cell one seed at a time vs vectorised (``tools.seed_bench``)."""
+    from datetime import datetime, timezone
+
+    from rich.table import Table
+
+    from mmbench.tools.bench import environment_line
+    from mmbench.tools.seed_bench import bench_seed_batching
+    from mmbench.ui.console import RichReporter, out_console, print_json
+
+    reporter = RichReporter()
+    results = []
+    for fusion in fusions:
+        reporter.log(f"benchmarking {fusion} seeds {seeds}: one at a time vs vectorised ({repeats} repeats)")
+        results.append(bench_seed_batching(prep, fusion, seeds, dev, repeats))
+    report = {
+        "dataset": prep.data.name,
+        "protocol_fingerprint": prep.protocol_fingerprint,
+        "max_epochs": prep.protocol["train"]["max_epochs"],
+        "environment": environment_line(dev),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "seed_batching": results,
+    }
+    if fmt == OutputFormat.json:
+        print_json(report)
+        return
+    table = Table(title=f"mmbench bench --seeds — {prep.data.name} on {dev}, seeds {seeds}")
+    for col in ("fusion", "sequential s", "vectorised s", "speed-up", "seed batching", "max |Δ metric|"):
+        table.add_column(col, justify="left" if col in ("fusion", "seed batching") else "right")
+    for r in results:
+        batching = r["seed_batching"] or ""
+        if r["fallback"]:
+            batching += f" ({r['fallback']})"
+        diff = r["max_metric_difference"]
+        table.add_row(
+            r["fusion"],
+            f"{r['sequential_seconds']:.2f}",
+            f"{r['vectorised_seconds']:.2f}",
+            f"{r['speedup']:.2f}x" if r["speedup"] else "",
+            batching,
+            "failed run" if diff is None else f"{diff:.4f}",
         )
     out_console.print(table)
 

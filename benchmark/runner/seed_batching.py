@@ -161,3 +161,70 @@ def trainer_for(prep: Prepared, setup: RunSetup, model: Any, train_cfg: dict[str
         on_epoch_end=on_epoch,
         modalities=setup.spec.names,
     )
+
+
+class _Locks:
+    """The locks of the cells whose seeds train together: one heartbeat touches them all."""
+
+    def __init__(self, locks: list[Any]) -> None:
+        self.locks = locks
+
+    def heartbeat(self) -> None:
+        for lock in self.locks:
+            lock.heartbeat()
+
+    def release(self) -> None:
+        for lock in self.locks:
+            lock.release()
+
+
+def sweep_cells_together(
+    prep: Prepared, cells: list[Any], request: Any, device: str, tensors: Any, reporter: Any
+) -> list[Any]:
+    """A sweep's cells of one dataset spec, the unfinished seeds of each (fusion, context) trained
+    together (``run_seeds``) while this worker holds their cells' locks; results in cell order.
+
+    A cell another worker holds is left to it (``busy``); one finished meanwhile is ``existing``.
+    """
+    from mmbench.records import load_record
+    from mmbench.runner.run import run_record_path
+    from mmbench.runner.sweep import CellLock, CellResult, Heartbeat, cell_result, finished_record, lock_path
+
+    results: dict[Any, Any] = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for cell in cells:
+        groups.setdefault((cell.fusion, cell.context), []).append(cell)
+    for (fusion, context), group in groups.items():
+        claimed, locks = [], _Locks([])
+        for cell in group:
+            path = run_record_path(prep, fusion, cell.seed, context)
+            done = finished_record(load_record(path), request.retry_failed)
+            if done is not None:
+                results[cell] = cell_result(cell, "existing", done)
+                continue
+            lock = CellLock(lock_path(path), request.stale_after_hours)
+            if not lock.acquire():
+                reporter.log(f"{cell.label()}: held by another worker ({lock.path.name}), left to it")
+                results[cell] = CellResult(cell, "busy", note="locked by another worker")
+                continue
+            if lock.took_over is not None:
+                reporter.log(f"{cell.label()}: took over a stale lock ({lock.took_over})")
+            # Another worker may have finished the cell between our check and our lock.
+            done = finished_record(load_record(path), request.retry_failed)
+            if done is not None:
+                lock.release()
+                results[cell] = cell_result(cell, "existing", done)
+                continue
+            claimed.append(cell)
+            locks.locks.append(lock)
+        if not claimed:
+            continue
+        seeds = [c.seed for c in claimed]
+        reporter.log(f"{claimed[0].dataset} {claimed[0].method} seeds {', '.join(map(str, seeds))}")
+        try:
+            records = run_seeds(prep, fusion, seeds, device, Heartbeat(reporter, locks), tensors(), context)
+        finally:
+            locks.release()
+        for cell, record in zip(claimed, records, strict=True):
+            results[cell] = cell_result(cell, "trained" if record.get("status") == "ok" else "failed", record)
+    return [results[c] for c in cells]

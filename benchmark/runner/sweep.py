@@ -314,10 +314,11 @@ class SweepRequest:
     contexts: list[str] = field(default_factory=lambda: ["none"])
 
 
-class _Heartbeat:
-    """Forwards runner progress to the CLI reporter and touches the cell's lock every epoch."""
+class Heartbeat:
+    """Forwards runner progress to the CLI reporter and touches the cell's lock every epoch
+    (``lock``: anything with ``heartbeat()``, e.g. the locks of a cell's seeds trained together)."""
 
-    def __init__(self, inner: Any, lock: CellLock) -> None:
+    def __init__(self, inner: Any, lock: Any) -> None:
         self.inner, self.lock = inner, lock
 
     def log(self, message: str) -> None:
@@ -478,6 +479,7 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any, executor: An
 
     from mmbench.records import load_record
     from mmbench.runner.run import resolve_device, run_record_path
+    from mmbench.runner.seed_batching import sweep_cells_together
     from mmbench.training.tensors import split_tensors
 
     if executor is not None and executor.threads_given:
@@ -499,6 +501,10 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any, executor: An
                 holder["t"] = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
             return holder["t"]
 
+        if prep.execution.get("seed_batching", True):
+            # The unfinished seeds of each (fusion, context) train together, under their cells' locks.
+            results += sweep_cells_together(prep, cells, request, device, tensors, reporter)
+            continue
         for n, cell in enumerate(cells, 1):
             path = run_record_path(prep, cell.fusion, cell.seed, cell.context)
             done = finished_record(load_record(path), request.retry_failed)
@@ -544,8 +550,11 @@ def run_cell_locked(
         if done is not None:
             return cell_result(cell, "existing", done)
         reporter.log(f"{prefix}{cell.label()}")
-        beat = _Heartbeat(reporter, lock)
-        record = run_one(prep, cell.fusion, cell.seed, device, beat, tensors(), cell.context)
+        beat = Heartbeat(reporter, lock)
+        # Cells one by one: with train.seed_batching=false, or one cell per task (distributed sweeps).
+        reason = "train.seed_batching=false" if not prep.execution.get("seed_batching", True) else None
+        execution = {"seed_batching": "sequential", "seed_batching_fallback": reason or "one cell per task"}
+        record = run_one(prep, cell.fusion, cell.seed, device, beat, tensors(), cell.context, execution)
         return cell_result(cell, "trained" if record.get("status") == "ok" else "failed", record)
 
 

@@ -97,3 +97,26 @@ def test_unvectorisable_fusion_falls_back_per_cell(tmp_path, monkeypatch):
 def test_seed_batching_must_be_a_boolean(tmp_path):
     with pytest.raises(UsageError, match="train.seed_batching must be true or false"):
         run(tmp_path, overrides=["train.seed_batching=sometimes"])
+
+
+def test_sweep_trains_a_cells_unfinished_seeds_together_under_their_locks(tmp_path):
+    """A seed held by another live worker is left to it; the others train together; a re-run skips."""
+    from mmbench.records import load_records
+    from mmbench.runner.run import prepare, run_record_path
+    from mmbench.runner.sweep import CellLock, SweepRequest, lock_path, run_sweep, run_request_for
+
+    request = SweepRequest(
+        fusions=["concat"], seeds=[0, 1, 2], overrides=list(DETERMINISTIC), device="cpu", out_dir=tmp_path
+    )
+    prep = prepare(run_request_for(request, "synthetic"), REGISTRY)
+    held = CellLock(lock_path(run_record_path(prep, "concat", 1)))
+    assert held.acquire()  # this live process holds seed 1's cell
+    result = run_sweep(request, REGISTRY)
+    held.release()
+    status = {c.cell.seed: c.status for c in result.cells}
+    assert status == {0: "trained", 1: "busy", 2: "trained"}
+    records = {r["seed"]: r for r in load_records(tmp_path / "synthetic")}
+    assert sorted(records) == [0, 2]
+    assert all(r["execution"]["seed_batch"] == [0, 2] for r in records.values())
+    again = run_sweep(request, REGISTRY)
+    assert {c.cell.seed: c.status for c in again.cells} == {0: "existing", 1: "trained", 2: "existing"}

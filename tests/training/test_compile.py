@@ -36,7 +36,13 @@ def test_compiled_run_records_and_plain_checkpoint(tmp_path):
     )
     record = run_benchmark(req, build_registry()[0])[1][0]
     assert record["status"] == "ok"
-    assert record["execution"] == {"precision": "auto", "effective_precision": "fp32", "compile": True}
+    assert record["execution"] == {
+        "precision": "auto",
+        "effective_precision": "fp32",
+        "compile": True,
+        "seed_batching": "sequential",
+        "seed_batching_fallback": "one seed to train",
+    }
     assert record["protocol"]["numerics"]["compile"] is True
     # Inductor draws dropout masks from its own generator, so a compiled run is not bitwise the
     # eager run; it must still learn (redundant preset: every modality carries the label).

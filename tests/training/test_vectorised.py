@@ -142,7 +142,9 @@ def test_blockers_name_their_reason(splits):
     assert vectorise_blocker(one, t["train"]) == "one seed to train"
     two = [make_trainer(data, s, CFG) for s in (0, 1)]
     train = t["train"]
-    dialogues = DialogueSplit(train.inputs, train.labels, torch.arange(len(train)), [0, len(train)], train.labels)
+    dialogues = DialogueSplit(
+        train.inputs, train.labels, torch.arange(len(train)), [0, len(train)], train.labels
+    )
     assert "dialogue" in vectorise_blocker(two, dialogues)
     two[1].model.head = nn.Linear(16 * 3, data.num_classes + 1)
     assert "differ" in vectorise_blocker(two, train)
