@@ -103,7 +103,7 @@ def test_sweep_trains_a_cells_unfinished_seeds_together_under_their_locks(tmp_pa
     """A seed held by another live worker is left to it; the others train together; a re-run skips."""
     from mmbench.records import load_records
     from mmbench.runner.run import prepare, run_record_path
-    from mmbench.runner.sweep import CellLock, SweepRequest, lock_path, run_sweep, run_request_for
+    from mmbench.runner.sweep import CellLock, SweepRequest, lock_path, run_request_for, run_sweep
 
     request = SweepRequest(
         fusions=["concat"], seeds=[0, 1, 2], overrides=list(DETERMINISTIC), device="cpu", out_dir=tmp_path
