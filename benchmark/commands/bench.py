@@ -39,14 +39,7 @@ def bench(
     repeats: Annotated[
         int | None, typer.Option(help="Timed runs per loop (median reported); default 3, 1 with --seeds.")
     ] = None,
-    seeds: Annotated[
-        str | None,
-        typer.Option(
-            "--seeds",
-            help="Time each fusion's cell of these seeds (e.g. 0-4) trained one at a time and vectorised "
-            "(train.seed_batching); the protocol's full budget unless --max-epochs.",
-        ),
-    ] = None,
+    seeds: opts.Seeds = None,
     device: opts.Device = opts.DEVICE_DEFAULT,
     cli: Annotated[bool, typer.Option("--cli/--no-cli", help="Also time `mmbench --help`/`list`.")] = True,
     fmt: opts.Format = opts.OutputFormat.table,
@@ -64,6 +57,10 @@ def bench(
 
     Each timed training run trains --max-epochs epochs (default 2). With --numerics: the device
     check (mmbench.tools.bench_device), one result per fusion and numeric configuration.
+
+    With --seeds (e.g. 0-4): time each fusion's cell of those seeds trained one seed at a time and
+    vectorised (train.seed_batching), under the protocol's full budget unless --max-epochs, and the
+    largest per-seed difference of their metrics.
     """
     with cli_errors():
         from datetime import datetime, timezone
