@@ -148,3 +148,34 @@ def test_blockers_name_their_reason(splits):
     assert "dialogue" in vectorise_blocker(two, dialogues)
     two[1].model.head = nn.Linear(16 * 3, data.num_classes + 1)
     assert "differ" in vectorise_blocker(two, train)
+
+
+def test_regression_members_equal_their_sequential_runs(splits):
+    """A regression task (L1 loss, MAE selected lower-is-better) vectorises like classification."""
+    import dataclasses
+
+    import numpy as np
+
+    from mmbench.tasks import RegressionTask
+
+    data, _ = splits
+    targets = (np.asarray(data.labels, dtype=np.float32) - 3.5) * 0.8  # in [-2.8, 2.8]
+    reg = dataclasses.replace(
+        data, labels=targets, class_names=[], task="regression", target_range=(-3.0, 3.0)
+    )
+    t = {s: split_tensors(reg, s, "cpu") for s in ("train", "dev")}
+    cfg = {**CFG, "loss": "l1", "imbalance": "none"}
+    task = RegressionTask((-3.0, 3.0))
+
+    def member(seed: int) -> Trainer:
+        torch.manual_seed(seed)
+        model = ConcatModel(reg.input_spec(), proj_dim=16, hidden=16, dropout=0.0)
+        return Trainer(model, cfg, "mae", task, torch.device("cpu"), modalities=reg.input_spec().names)
+
+    sequential = [member(s).fit(t["train"], t["dev"], s) for s in SEEDS]
+    results = SeedBatch([member(s) for s in SEEDS], SEEDS).fit(t["train"], t["dev"])
+    for seq, vec in zip(sequential, results, strict=True):
+        assert vec.best_epoch == seq.best_epoch
+        for a, b in zip(seq.history, vec.history, strict=True):
+            assert b["dev_mae"] == pytest.approx(a["dev_mae"], rel=LOSS_TOL)
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=LOSS_TOL)
