@@ -33,6 +33,8 @@ SETTINGS = (
     ("environment", "torch_threads"),
     ("execution", "effective_precision"),
     ("execution", "compile"),
+    ("execution", "seed_batching"),
+    ("execution", "seed_batch"),
     ("train_config", "batch_size"),
     ("train_config", "grad_accum"),
     ("", "params_tag"),
@@ -88,7 +90,7 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
         contexts=[str(context.get("name", "none"))],
         dataset=record["dataset"],
         fusions=[record["fusion"]],
-        seeds=[int(record["seed"])],
+        seeds=reproduced_seeds(record),
         data_path=Path(record["data_path"]) if record.get("data_path") else None,
         protocol_file=protocol_file,
         device=device,
@@ -107,6 +109,16 @@ def compared_metrics(record: dict[str, Any]) -> list[str]:
 
     test = (record.get("metrics") or {}).get("test") or {}
     return [m for m in COMPARED if m in test] or list(task_from_record(record).metric_names)
+
+
+def reproduced_seeds(record: dict[str, Any]) -> list[int]:
+    """The seeds a re-run trains: the record's, or every seed of its vectorised cell (the members of a
+    stacked model share the generator that draws their dropout masks, so the record is reproduced
+    by training the same cell again)."""
+    execution = record.get("execution") or {}
+    if execution.get("seed_batching") == "vectorised" and execution.get("seed_batch"):
+        return [int(s) for s in execution["seed_batch"]]
+    return [int(record["seed"])]
 
 
 def compare(original: dict[str, Any], again: dict[str, Any]) -> list[dict[str, Any]]:
@@ -186,7 +198,7 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
         with tempfile.TemporaryDirectory(prefix="mmbench-reproduce-") as tmp:
             request = request_from_record(original, Path(tmp) / "protocol.yaml", Path(tmp) / "runs", device)
             prep, records = run_benchmark(request, registry, reporter)
-            again = records[0]
+            again = next(r for r in records if int(r["seed"]) == int(original["seed"]))
     finally:
         torch.set_num_threads(before)
     used = recorded_threads(again)

@@ -120,3 +120,15 @@ def test_sweep_trains_a_cells_unfinished_seeds_together_under_their_locks(tmp_pa
     assert all(r["execution"]["seed_batch"] == [0, 2] for r in records.values())
     again = run_sweep(request, REGISTRY)
     assert {c.cell.seed: c.status for c in again.cells} == {0: "existing", 1: "trained", 2: "existing"}
+
+
+def test_reproduce_a_vectorised_record_retrains_its_cell(tmp_path):
+    """With dropout the members' masks come from one generator: the re-run trains the same cell."""
+    from pathlib import Path
+
+    from mmbench.runner.reproduce import reproduce
+
+    records = run(tmp_path, seeds=[0, 1], overrides=["fusion.dropout=0.3"])
+    assert records[1]["execution"]["seed_batching"] == "vectorised"
+    result = reproduce(Path(records[1]["_path"]), REGISTRY)
+    assert result["seed"] == 1 and result["match"] is True
