@@ -32,6 +32,32 @@ def build_model(
     return dialogue_model(plugin, spec, params, data, registry, context)
 
 
+def make_trainer(
+    prep: Prepared,
+    model: Any,
+    train_cfg: dict[str, Any],
+    spec: Any,
+    device: Any,
+    on_epoch_end: Any = None,
+    compile: bool = False,
+) -> Any:
+    """The :class:`~mmbench.training.trainer.Trainer` of one run: the protocol's metric, the data's
+    task, the request's precision, the fusion's modalities."""
+    from mmbench.training.trainer import Trainer
+
+    return Trainer(
+        model,
+        train_cfg,
+        prep.protocol["metric"],
+        task_of(prep.data),
+        device,
+        precision=prep.request.precision,
+        on_epoch_end=on_epoch_end,
+        modalities=spec.names,
+        compile=compile,
+    )
+
+
 @dataclass
 class FitOutcome:
     trainer: Any
@@ -80,7 +106,7 @@ def fit_run(
     from mmbench.registry.manager import call_lifecycle
     from mmbench.runner.methods import method_label
     from mmbench.training.memory import PeakMemory
-    from mmbench.training.trainer import Trainer, TrainingDiverged
+    from mmbench.training.trainer import TrainingDiverged
 
     protocol = prep.protocol
     train_cfg = {**protocol["train"], **(train_overrides or {})}
@@ -112,17 +138,7 @@ def fit_run(
             failure = plugin_failure(origin, "build", exc)
             return FitOutcome(None, None, failure, 0, 0, train_cfg, retries)
         n_params = sum(p.numel() for p in model.parameters())
-        trainer = Trainer(
-            model,
-            train_cfg,
-            protocol["metric"],
-            task_of(prep.data),
-            dev_t,
-            precision=prep.request.precision,
-            on_epoch_end=on_epoch,
-            modalities=spec.names,
-            compile=prep.request.compile,
-        )
+        trainer = make_trainer(prep, model, train_cfg, spec, dev_t, on_epoch, compile=prep.request.compile)
         failure = None
         fit = None
         label = method_label(run_info["fusion"], run_info.get("context"))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmbench.errors import RunFailed, UsageError
-from mmbench.runner.fitting import FitOutcome, build_model, is_out_of_memory
+from mmbench.runner.fitting import FitOutcome, build_model, is_out_of_memory, make_trainer
 from mmbench.runner.methods import NO_CONTEXT, method_label
 
 if TYPE_CHECKING:
@@ -145,22 +145,11 @@ def fit_together(prep: Prepared, setups: list[RunSetup], reporter: Reporter) -> 
 def trainer_for(prep: Prepared, setup: RunSetup, model: Any, train_cfg: dict[str, Any]) -> Any:
     """The member's :class:`Trainer` (its epoch callback calls the plugins' epoch hook)."""
     from mmbench.registry.manager import call_lifecycle
-    from mmbench.tasks import task_of
-    from mmbench.training.trainer import Trainer
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         call_lifecycle("mmbench_epoch_end", run=setup.run_info, epoch=epoch, logs=logs)
 
-    return Trainer(
-        model,
-        train_cfg,
-        prep.protocol["metric"],
-        task_of(prep.data),
-        setup.device,
-        precision=prep.request.precision,
-        on_epoch_end=on_epoch,
-        modalities=setup.spec.names,
-    )
+    return make_trainer(prep, model, train_cfg, setup.spec, setup.device, on_epoch)
 
 
 class _Locks:
