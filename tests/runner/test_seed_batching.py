@@ -132,3 +132,19 @@ def test_reproduce_a_vectorised_record_retrains_its_cell(tmp_path):
     assert records[1]["execution"]["seed_batching"] == "vectorised"
     result = reproduce(Path(records[1]["_path"]), REGISTRY)
     assert result["seed"] == 1 and result["match"] is True
+
+
+def test_out_of_memory_in_the_stacked_model_falls_back_to_one_seed_at_a_time(tmp_path, monkeypatch):
+    import torch
+
+    from mmbench.training.vectorised import SeedBatch
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("no room for 2 members")
+
+    monkeypatch.setattr(SeedBatch, "fit", oom)
+    records = run(tmp_path, seeds=[0, 1])
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert {r["execution"]["seed_batching_fallback"] for r in records} == {
+        "the stacked model ran out of memory"
+    }
