@@ -206,18 +206,18 @@ class SeedBatch:
             self.base.train()
             orders = torch.stack([trainers[i].epoch_order(train.labels, generators[i]) for i in active])
             orders = orders.to(train.labels.device)
-            inputs = {k: v[orders] for k, v in train.inputs.items()}  # [A, N, ...]
-            labels = train.labels[orders]
             # BatchNorm cannot train on a batch of one: a trailing single row is dropped.
             ranges = train.batch_ranges(batch_size, training=True)
             weights = loss_weights(ranges, accum)
             running = torch.zeros(len(active), device=self.device)
             for i, (start, end) in enumerate(ranges):
-                batch = {k: v[:, start:end] for k, v in inputs.items()}
+                # One gather per batch: each member's rows, contiguous ``[A, B, ...]``.
+                rows = orders[:, start:end]
+                batch = {k: _gather(v, rows) for k, v in train.inputs.items()}
                 if dropping:
                     batch = self._modality_dropout(batch, active, generators)
                 params, buffers = self._state(active)
-                losses = self._losses(params, buffers, batch, labels[:, start:end])
+                losses = self._losses(params, buffers, batch, _gather(train.labels, rows))
                 (losses * weights[i]).sum().backward()
                 self._keep_buffers(active, buffers)
                 running += losses.detach()
@@ -348,6 +348,11 @@ class SeedBatch:
             )
         self.params, self.buffers = {}, {}
         return results
+
+
+def _gather(values: Tensor, rows: Tensor) -> Tensor:
+    """``values[rows]`` for a ``[A, B]`` index: ``[A, B, ...]``, contiguous."""
+    return values.index_select(0, rows.reshape(-1)).view(*rows.shape, *values.shape[1:])
 
 
 class _Member:
