@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -84,7 +85,11 @@ def test_members_equal_their_sequential_runs(splits, extra):
     assert vectorise_blocker(trainers, t["train"]) is None
     batch = SeedBatch(trainers, SEEDS)
     assert batch.probe(t["train"]) is None
+    t0 = time.perf_counter()
     results = batch.fit(t["train"], t["dev"])
+    wall = time.perf_counter() - t0
+    # each member's train_seconds is its share of the cell's epochs: the shares add up to the cell
+    assert 0 < sum(r.train_seconds for r in results) <= wall
     for seq, vec, trainer in zip(sequential, results, trainers, strict=True):
         assert_same_run(seq, vec)
         # the member's own model holds its best-dev weights, in its own memory
