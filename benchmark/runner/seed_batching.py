@@ -22,6 +22,7 @@ import numpy as np
 from mmbench.errors import RunFailed, UsageError
 from mmbench.runner.fitting import FitOutcome, build_model, is_out_of_memory, make_trainer
 from mmbench.runner.methods import NO_CONTEXT, method_label
+from mmbench.training.vectorised import DIALOGUE_REASON
 
 if TYPE_CHECKING:
     from mmbench.runner.run import Prepared, Reporter, RunSetup
@@ -73,6 +74,8 @@ def static_reason(prep: Prepared, pending: list[RunSetup]) -> str | None:
         return "--compile wraps each model's forward (torch.compile and vmap are not combined)"
     if prep.data.in_model:
         return "an encoder is trained inside the model"
+    if getattr(pending[0].context_plugin, "uses_dialogues", False):
+        return DIALOGUE_REASON
     return None
 
 

@@ -50,6 +50,9 @@ from mmbench.training.trainer import (
 
 #: Called after each epoch with the epoch and ``{member index: logs}`` of the members that trained.
 CellCallback = Callable[[int, dict[int, dict[str, float]]], None]
+DIALOGUE_REASON = (
+    "dialogue batches: each seed shuffles whole dialogues, so the members' batches differ in size"
+)
 #: Largest difference between a member's vmapped and its own eval-mode outputs that the probe accepts.
 PROBE_TOLERANCE = 1e-3
 
@@ -70,7 +73,7 @@ def vectorise_blocker(trainers: list[Trainer], train: TensorSplit) -> str | None
     if first.amp_dtype == torch.float16:
         return "fp16 trains with a loss scaler per run"
     if isinstance(train, DialogueSplit):
-        return "dialogue batches: each seed shuffles whole dialogues, so the members' batches differ in size"
+        return DIALOGUE_REASON
     if any(callable(getattr(t.model, "optimizer_groups", None)) for t in trainers):
         return "the model has its own optimizer groups (an encoder trained inside it)"
     layout = _layout(first.model)

@@ -9,6 +9,7 @@ import pytest
 from mmbench.errors import UsageError
 from mmbench.registry.manager import build_registry
 from mmbench.runner.run import RunRequest, run_benchmark
+from mmbench.training.vectorised import DIALOGUE_REASON
 
 REGISTRY, _ = build_registry()
 #: A deterministic cell (no dropout, no modality dropout): vectorised and sequential runs select the
@@ -148,3 +149,11 @@ def test_out_of_memory_in_the_stacked_model_falls_back_to_one_seed_at_a_time(tmp
     assert {r["execution"]["seed_batching_fallback"] for r in records} == {
         "the stacked model ran out of memory"
     }
+
+
+def test_dialogue_context_models_train_one_seed_at_a_time(tmp_path):
+    records = run(
+        tmp_path, seeds=[0, 1], overrides=["data.preset=context", "data.n_samples=300"], contexts=["bigru"]
+    )
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert {r["execution"]["seed_batching_fallback"] for r in records} == {DIALOGUE_REASON}
