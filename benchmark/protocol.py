@@ -70,8 +70,9 @@ OPTIONAL_TRAIN_KEYS = ("length_bucketing",)
 #: ``train`` keys that choose how runs execute, not what they compute, with their defaults: accepted
 #: in protocol files and by ``--set``, and taken out of the protocol (so out of its fingerprint) by
 #: :func:`execution_settings`. ``seed_batching``: train the seeds of a cell as one stacked model
-#: where that applies (``mmbench.training.vectorised``).
-EXECUTION_TRAIN_KEYS: dict[str, Any] = {"seed_batching": True}
+#: where that applies (``mmbench.training.vectorised``): ``true``, ``false``, or ``auto`` (on CUDA
+#: devices only: on the reference CPU it measured slower, docs/PERFORMANCE.md).
+EXECUTION_TRAIN_KEYS: dict[str, Any] = {"seed_batching": "auto"}
 #: Primary metrics a protocol may select on (and tune for): a classification metric (higher is
 #: better) or a regression metric (``mae`` lower is better); which ones fit the dataset is checked
 #: once it is loaded (``mmbench.tasks.Task.check_protocol``).
@@ -473,12 +474,13 @@ def execution_settings(protocol: dict[str, Any]) -> dict[str, Any]:
     them with their defaults filled in: they change how runs execute, not their protocol.
 
     Raises:
-        UsageError: ``train.seed_batching`` is not a boolean.
+        UsageError: ``train.seed_batching`` is not true, false or auto.
     """
     train = protocol.get("train") or {}
     settings = {k: train.pop(k, default) for k, default in EXECUTION_TRAIN_KEYS.items()}
-    if not isinstance(settings["seed_batching"], bool):
-        raise UsageError(f"train.seed_batching must be true or false, got {settings['seed_batching']!r}")
+    if not isinstance(settings["seed_batching"], bool) and settings["seed_batching"] != "auto":
+        value = settings["seed_batching"]
+        raise UsageError(f"train.seed_batching must be true, false or auto, got {value!r}")
     return settings
 
 

@@ -99,6 +99,8 @@ def request_from_record(record: dict[str, Any], protocol_file: Path, out_dir: Pa
         precision=numerics.get("precision") or recorded_precision(record),
         compile=bool(numerics.get("compile", execution.get("compile", False))),
         params=str(params) if params else None,
+        # A vectorised record re-trains its cell as one stacked model again (also on CPU).
+        overrides=["train.seed_batching=true"] if len(reproduced_seeds(record)) > 1 else [],
     )
 
 

@@ -1,12 +1,15 @@
 """The seeds of one (dataset, fusion, context, protocol) cell: trained together where that applies.
 
 ``run_seeds`` trains the seeds as one stacked model (``mmbench.training.vectorised``) when
-``train.seed_batching`` is on (the default) and the cell allows it, and otherwise one seed at a time
+``train.seed_batching`` asks for it and the cell allows it, and otherwise one seed at a time
 (``run_one``). Either way each seed gets its own record, predictions and checkpoint, written by the
 same code (``runner.run.finish_run``), with ``execution.seed_batching`` = ``vectorised`` or
 ``sequential`` and, when a cell that asked for vectorised seeds fell back,
-``execution.seed_batching_fallback`` = the reason. ``train.seed_batching`` is an execution setting:
-it is not part of the protocol fingerprint.
+``execution.seed_batching_fallback`` = the reason. ``train.seed_batching`` is an execution setting,
+not part of the protocol fingerprint: ``true`` (wherever the cell allows), ``false`` (never), or
+``auto`` (the default: on CUDA devices; on CPU the stacked model measured slower than one seed at a
+time on the reference 2-core machine, docs/PERFORMANCE.md, since small CPU models are bound by
+their matrix products, which batching does not reduce).
 
 Cost fields of a vectorised seed (``efficiency.cost_basis: vectorised cell``): ``train_seconds`` is
 the seed's share of the cell's training wall time (each epoch divided equally among the seeds that
@@ -28,6 +31,10 @@ if TYPE_CHECKING:
     from mmbench.runner.run import Prepared, Reporter, RunSetup
 
 VECTORISED, SEQUENTIAL = "vectorised", "sequential"
+CPU_REASON = (
+    "train.seed_batching=auto trains one seed at a time on CPU, where vectorised seeds measured slower "
+    "(docs/PERFORMANCE.md); train.seed_batching=true vectorises them"
+)
 
 
 def run_seeds(
@@ -66,10 +73,13 @@ def run_seeds(
 
 def static_reason(prep: Prepared, pending: list[RunSetup]) -> str | None:
     """Why the pending seeds train one at a time, known before any model is built (None: try)."""
-    if not prep.execution.get("seed_batching", True):
+    setting = prep.execution.get("seed_batching", "auto")
+    if setting is False:
         return "train.seed_batching=false"
     if len(pending) < 2:
         return "one seed to train"
+    if setting == "auto" and pending[0].device.type == "cpu":
+        return CPU_REASON
     if prep.request.compile:
         return "--compile wraps each model's forward (torch.compile and vmap are not combined)"
     if prep.data.in_model:

@@ -501,7 +501,7 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any, executor: An
                 holder["t"] = {s: split_tensors(prep.data, s, dev_t) for s in ("train", "dev", "test")}
             return holder["t"]
 
-        if prep.execution.get("seed_batching", True):
+        if prep.execution.get("seed_batching", "auto") is not False:
             # The unfinished seeds of each (fusion, context) train together, under their cells' locks.
             results += sweep_cells_together(prep, cells, request, device, tensors, reporter)
             continue
@@ -552,7 +552,7 @@ def run_cell_locked(
         reporter.log(f"{prefix}{cell.label()}")
         beat = Heartbeat(reporter, lock)
         # Cells one by one: with train.seed_batching=false, or one cell per task (distributed sweeps).
-        reason = "train.seed_batching=false" if not prep.execution.get("seed_batching", True) else None
+        reason = "train.seed_batching=false" if prep.execution.get("seed_batching") is False else None
         execution = {"seed_batching": "sequential", "seed_batching_fallback": reason or "one cell per task"}
         record = run_one(prep, cell.fusion, cell.seed, device, beat, tensors(), cell.context, execution)
         return cell_result(cell, "trained" if record.get("status") == "ok" else "failed", record)

@@ -15,9 +15,11 @@ REGISTRY, _ = build_registry()
 #: A deterministic cell (no dropout, no modality dropout): vectorised and sequential runs select the
 #: same epochs and predict the same test labels.
 DETERMINISTIC = ["data.n_samples=400", "fusion.dropout=0", "train.max_epochs=3"]
+#: ``auto`` (the default) trains one seed at a time on CPU; these tests ask for vectorised seeds.
+VECTORISE = "train.seed_batching=true"
 
 
-def run(out, seeds=(0, 1, 2), overrides=(), fusions=("concat",), **kw):
+def run(out, seeds=(0, 1, 2), overrides=(VECTORISE,), fusions=("concat",), **kw):
     request = RunRequest(
         fusions=list(fusions), seeds=list(seeds), device="cpu", out_dir=out,
         overrides=[*DETERMINISTIC, *overrides], **kw,
@@ -44,7 +46,7 @@ def both(tmp_path_factory):
     return out, vectorised, sequential
 
 
-def test_vectorised_by_default_and_records_say_so(both):
+def test_vectorised_on_request_and_records_say_so(both):
     _, vectorised, sequential = both
     for rec in vectorised:
         assert rec["execution"]["seed_batching"] == "vectorised"
@@ -77,6 +79,13 @@ def test_leaderboard_equals_the_sequential_one(both):
     assert board_without_timing(out / "vectorised") == board_without_timing(out / "sequential")
 
 
+def test_auto_trains_one_seed_at_a_time_on_cpu_and_says_why(tmp_path):
+    from mmbench.runner.seed_batching import CPU_REASON
+
+    records = run(tmp_path, seeds=[0, 1], overrides=[])
+    assert {r["execution"]["seed_batching_fallback"] for r in records} == {CPU_REASON}
+
+
 def test_one_seed_runs_sequentially_with_the_reason(tmp_path):
     (rec,) = run(tmp_path, seeds=[4])
     assert rec["execution"]["seed_batching"] == "sequential"
@@ -96,7 +105,7 @@ def test_unvectorisable_fusion_falls_back_per_cell(tmp_path, monkeypatch):
 
 
 def test_seed_batching_must_be_a_boolean(tmp_path):
-    with pytest.raises(UsageError, match="train.seed_batching must be true or false"):
+    with pytest.raises(UsageError, match="train.seed_batching must be true, false or auto"):
         run(tmp_path, overrides=["train.seed_batching=sometimes"])
 
 
@@ -107,7 +116,11 @@ def test_sweep_trains_a_cells_unfinished_seeds_together_under_their_locks(tmp_pa
     from mmbench.runner.sweep import CellLock, SweepRequest, lock_path, run_request_for, run_sweep
 
     request = SweepRequest(
-        fusions=["concat"], seeds=[0, 1, 2], overrides=list(DETERMINISTIC), device="cpu", out_dir=tmp_path
+        fusions=["concat"],
+        seeds=[0, 1, 2],
+        overrides=[*DETERMINISTIC, VECTORISE],
+        device="cpu",
+        out_dir=tmp_path,
     )
     prep = prepare(run_request_for(request, "synthetic"), REGISTRY)
     held = CellLock(lock_path(run_record_path(prep, "concat", 1)))
@@ -129,7 +142,7 @@ def test_reproduce_a_vectorised_record_retrains_its_cell(tmp_path):
 
     from mmbench.runner.reproduce import reproduce
 
-    records = run(tmp_path, seeds=[0, 1], overrides=["fusion.dropout=0.3"])
+    records = run(tmp_path, seeds=[0, 1], overrides=[VECTORISE, "fusion.dropout=0.3"])
     assert records[1]["execution"]["seed_batching"] == "vectorised"
     result = reproduce(Path(records[1]["_path"]), REGISTRY)
     assert result["seed"] == 1 and result["match"] is True
@@ -153,7 +166,10 @@ def test_out_of_memory_in_the_stacked_model_falls_back_to_one_seed_at_a_time(tmp
 
 def test_dialogue_context_models_train_one_seed_at_a_time(tmp_path):
     records = run(
-        tmp_path, seeds=[0, 1], overrides=["data.preset=context", "data.n_samples=300"], contexts=["bigru"]
+        tmp_path,
+        seeds=[0, 1],
+        overrides=[VECTORISE, "data.preset=context", "data.n_samples=300"],
+        contexts=["bigru"],
     )
     assert [r["status"] for r in records] == ["ok", "ok"]
     assert {r["execution"]["seed_batching_fallback"] for r in records} == {DIALOGUE_REASON}
