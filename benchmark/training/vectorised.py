@@ -74,6 +74,8 @@ def vectorise_blocker(trainers: list[Trainer], train: TensorSplit) -> str | None
         return "fp16 trains with a loss scaler per run"
     if isinstance(train, DialogueSplit):
         return DIALOGUE_REASON
+    if first.cfg.get("length_bucketing"):
+        return "train.length_bucketing orders each epoch by text length"
     if any(callable(getattr(t.model, "optimizer_groups", None)) for t in trainers):
         return "the model has its own optimizer groups (an encoder trained inside it)"
     layout = _layout(first.model)
