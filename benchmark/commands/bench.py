@@ -63,12 +63,10 @@ def bench(
     largest per-seed difference of their metrics.
     """
     with cli_errors():
-        from datetime import datetime, timezone
-
         from mmbench.errors import UsageError
         from mmbench.registry import get_registry
         from mmbench.runner.run import RunRequest, prepare, resolve_device
-        from mmbench.tools.bench import bench_fusion, cli_startup, environment_line
+        from mmbench.tools.bench import bench_fusion, bench_report, cli_startup
         from mmbench.ui.console import RichReporter, out_console, print_json
 
         seed_list = parse_seeds(seeds)
@@ -103,14 +101,7 @@ def bench(
         for name in fusions:
             reporter.log(f"benchmarking {name} ({epochs} epochs x {repeats} repeats per loop)")
             results.append(bench_fusion(prep, name, dev, epochs, repeats))
-        report = {
-            "dataset": prep.data.name,
-            "protocol_fingerprint": prep.protocol_fingerprint,
-            "environment": environment_line(dev),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-            "fusions": results,
-            "cli": cli_startup() if cli else None,
-        }
+        report = bench_report(prep, dev, "fusions", results, cli=cli_startup() if cli else None)
         if fmt == OutputFormat.json:
             print_json(report)
             return
@@ -157,11 +148,10 @@ def _bench_contexts(
     prep: Any, fusions: list[str], contexts: list[str], dev: str, epochs: int, repeats: int, fmt: Any
 ) -> None:
     """``bench --context``: samples/s, inference and memory per (fusion, context model)."""
-    from datetime import datetime, timezone
 
     from rich.table import Table
 
-    from mmbench.tools.bench import bench_context, environment_line
+    from mmbench.tools.bench import bench_context, bench_report
     from mmbench.ui.console import RichReporter, out_console, print_json
 
     reporter = RichReporter()
@@ -170,13 +160,7 @@ def _bench_contexts(
         for context in contexts:
             reporter.log(f"benchmarking {fusion} + {context} ({epochs} epochs x {repeats} repeats)")
             results.append(bench_context(prep, fusion, context, dev, epochs, repeats))
-    report = {
-        "dataset": prep.data.name,
-        "protocol_fingerprint": prep.protocol_fingerprint,
-        "environment": environment_line(dev),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "contexts": results,
-    }
+    report = bench_report(prep, dev, "contexts", results)
     if fmt == OutputFormat.json:
         print_json(report)
         return
@@ -197,11 +181,10 @@ def _bench_contexts(
 
 def _bench_seeds(prep: Any, fusions: list[str], seeds: list[int], dev: str, repeats: int, fmt: Any) -> None:
     """``bench --seeds``: each fusion's cell one seed at a time vs vectorised (``tools.seed_bench``)."""
-    from datetime import datetime, timezone
 
     from rich.table import Table
 
-    from mmbench.tools.bench import environment_line
+    from mmbench.tools.bench import bench_report
     from mmbench.tools.seed_bench import bench_seed_batching
     from mmbench.ui.console import RichReporter, out_console, print_json
 
@@ -210,14 +193,9 @@ def _bench_seeds(prep: Any, fusions: list[str], seeds: list[int], dev: str, repe
     for fusion in fusions:
         reporter.log(f"benchmarking {fusion} seeds {seeds}: one at a time vs vectorised ({repeats} repeats)")
         results.append(bench_seed_batching(prep, fusion, seeds, dev, repeats))
-    report = {
-        "dataset": prep.data.name,
-        "protocol_fingerprint": prep.protocol_fingerprint,
-        "max_epochs": prep.protocol["train"]["max_epochs"],
-        "environment": environment_line(dev),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "seed_batching": results,
-    }
+    report = bench_report(
+        prep, dev, "seed_batching", results, max_epochs=prep.protocol["train"]["max_epochs"]
+    )
     if fmt == OutputFormat.json:
         print_json(report)
         return

@@ -37,25 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmbench.tasks import REGRESSION_METRICS as TASK_REGRESSION_METRICS
+
 N_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 ALPHA = 0.05
 #: Metrics the bootstrap can recompute from class counts (``mmbench.metrics`` definitions).
 METRICS = ("accuracy", "weighted_accuracy", "unweighted_accuracy", "weighted_f1", "macro_f1")
-#: Regression metrics the bootstrap recomputes from per-cluster sums (``regression_metrics`` definitions).
-REGRESSION_METRICS = (
-    "mae",
-    "corr",
-    "acc2_has0",
-    "f1_has0",
-    "acc2_non0",
-    "f1_non0",
-    "acc5",
-    "acc7",
-    "acc2",
-    "acc3",
-    "f1",
-)
+#: Regression metrics the bootstrap recomputes from per-cluster sums (``regression_metrics`` definitions):
+#: every one ``mmbench.tasks`` knows.
+REGRESSION_METRICS = TASK_REGRESSION_METRICS
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,24 @@ def cli_startup(repeats: int = 5) -> dict[str, Any]:
     return out
 
 
+def bench_report(
+    prep: Any, device: str, key: str, results: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """The JSON report of a ``mmbench bench`` mode: dataset, protocol, environment, date, then
+    ``extra`` and the per-fusion ``results`` under ``key``."""
+    from datetime import datetime, timezone
+
+    return {
+        "dataset": prep.data.name,
+        "protocol_fingerprint": prep.protocol_fingerprint,
+        **{k: v for k, v in extra.items() if k == "max_epochs"},
+        "environment": environment_line(device),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        key: results,
+        **{k: v for k, v in extra.items() if k != "max_epochs"},
+    }
+
+
 def environment_line(device: str) -> dict[str, Any]:
     import os
     import platform
