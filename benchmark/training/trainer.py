@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmbench.data import mask_key
 from mmbench.errors import UsageError
 from mmbench.protocol import modality_dropout_rates
 from mmbench.tasks import ClassificationTask, Task
@@ -32,6 +33,10 @@ from mmbench.training.dialogue import DialogueSplit
 from mmbench.training.tensors import TensorSplit
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+#: Time steps (rows x longest sequence) per evaluation batch of sequence inputs (``Trainer.eval_rows``).
+EVAL_STEP_BUDGET = 16384
 
 
 class TrainingDiverged(Exception):
@@ -261,6 +266,17 @@ class Trainer:
             patience=int(cfg["scheduler_patience"]),
         )
 
+    def eval_rows(self, split: TensorSplit) -> int:
+        """Rows per evaluation batch: ``eval_batch_size`` (1,024) for utterance-level inputs; for
+        sequences at most :data:`EVAL_STEP_BUDGET` time steps of the longest modality per batch (an
+        attention fusion's activations grow with rows x steps^2; CMU-MOSI's unaligned files hold up
+        to 500 steps), never fewer than the training batch. Outputs do not depend on it beyond
+        rounding."""
+        masks = [v for k, v in split.inputs.items() if k.startswith(mask_key(""))]
+        steps = max((int(m.shape[1]) for m in masks), default=1)
+        by_steps = max(int(self.cfg["batch_size"]), EVAL_STEP_BUDGET // max(steps, 1))
+        return max(1, min(self.eval_batch_size, by_steps))
+
     @torch.inference_mode()
     def predict_logits(self, split: TensorSplit) -> Tensor:
         """Outputs ``[N, num_outputs]`` (logits, or regression values) for a whole split in large
@@ -269,7 +285,7 @@ class Trainer:
         # In-model text encoders: longest texts first, in training-sized batches (dynamic padding
         # then trims each batch to similar lengths); outputs go back to split order below.
         order = None if isinstance(split, DialogueSplit) else eval_order(split)
-        batch_size = self.eval_batch_size if order is None else int(self.cfg["batch_size"])
+        batch_size = self.eval_rows(split) if order is None else int(self.cfg["batch_size"])
         rows = split if order is None else split.take(order)
         out = []
         for start, stop in rows.batch_ranges(batch_size):

@@ -156,7 +156,7 @@ class SeedBatch:
         self.base.eval()
         params, buffers = self._state(active)
         run = vmap(self._outputs, in_dims=(0, 0, None), randomness="different")
-        eval_bs = self.trainers[0].eval_batch_size
+        eval_bs = self.trainers[0].eval_rows(split)
         out = [run(params, buffers, split.batch(a, b)[0]) for a, b in split.batch_ranges(eval_bs)]
         return torch.cat(out, dim=1)
 

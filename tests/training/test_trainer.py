@@ -244,3 +244,21 @@ def test_fp16_on_cuda_trains_with_a_grad_scaler(monkeypatch):
     cuda = torch.device("cuda")
     trainer.fit(train.to(cuda), dev.to(cuda), 0)
     assert scaled and all(scaled)
+
+
+def test_evaluation_batches_shrink_with_sequence_length_not_below_the_training_batch():
+    from mmbench.training.trainer import EVAL_STEP_BUDGET
+
+    trainer = Trainer(Linear(), _cfg(batch_size=16), "weighted_f1", 3, torch.device("cpu"))
+    flat = TensorSplit({"x": torch.zeros(5000, 4)}, torch.zeros(5000, dtype=torch.long))
+    assert trainer.eval_rows(flat) == 1024
+    long = TensorSplit(
+        {"x": torch.zeros(10, 500, 4), "mask:x": torch.ones(10, 500, dtype=torch.bool)},
+        torch.zeros(10, dtype=torch.long),
+    )
+    assert trainer.eval_rows(long) == EVAL_STEP_BUDGET // 500 == 32
+    huge = TensorSplit(
+        {"x": torch.zeros(2, 5000, 1), "mask:x": torch.ones(2, 5000, dtype=torch.bool)},
+        torch.zeros(2, dtype=torch.long),
+    )
+    assert trainer.eval_rows(huge) == 16  # the training batch is the floor
