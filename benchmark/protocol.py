@@ -98,6 +98,16 @@ def packaged_protocol(name: str) -> Any | None:
     return res if res.is_file() else None
 
 
+def packaged_name(path: Path | Any) -> Path | Any:
+    """``--protocol NAME``: a name that is no existing file but a shipped protocol
+    (``configs/protocols/NAME.yaml``, e.g. ``synthetic-regression``) is that file; anything else
+    is returned unchanged (a missing file is reported when it is read)."""
+    text = str(path)
+    if Path(text).exists() or "/" in text or "\\" in text or text.endswith((".yaml", ".yml")):
+        return path
+    return packaged_protocol(text) or path
+
+
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``update`` into a copy of ``base`` (mappings merge, the rest replaces)."""
     out = copy.deepcopy(base)
@@ -169,6 +179,7 @@ def load_protocol(
     if ds_file is not None:
         sources.append((str(ds_file), _read_yaml(ds_file if not isinstance(ds_file, str) else Path(ds_file))))
     if user_file is not None:
+        user_file = packaged_name(user_file)
         sources.append(
             (str(user_file), _read_yaml(user_file if not isinstance(user_file, str) else Path(user_file)))
         )

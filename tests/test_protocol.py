@@ -157,3 +157,14 @@ def test_description_is_an_annotation_and_numerics_are_protocol():
     assert fingerprint(fp32) != fingerprint(bf16) != fingerprint(base)
     assert fingerprint_without_numerics(fp32) == fingerprint_without_numerics(bf16) == fingerprint(base)
     assert "numerics" not in load_protocol("synthetic")  # the runner adds it, per run
+
+
+def test_protocol_option_takes_the_name_of_a_shipped_protocol(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    by_name = load_protocol("synthetic", user_file=Path("synthetic-regression"))
+    assert by_name["data"]["preset"] == "regression" and by_name["metric"] == "mae"
+    with pytest.raises(UsageError, match="protocol file no-such-protocol does not exist"):
+        load_protocol("synthetic", user_file=Path("no-such-protocol"))
+    # A file of that name in the working folder wins over the shipped protocol.
+    (tmp_path / "synthetic-regression").write_text("metric: macro_f1\n")
+    assert load_protocol("synthetic", user_file=Path("synthetic-regression"))["metric"] == "macro_f1"

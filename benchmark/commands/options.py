@@ -75,7 +75,12 @@ Overrides = Annotated[
     typer.Option("--set", "-s", help="Protocol override key=value, repeatable (e.g. train.lr=5e-4)."),
 ]
 ProtocolFile = Annotated[
-    Path | None, typer.Option("--protocol", help="A protocol YAML merged over the dataset's.")
+    Path | None,
+    typer.Option(
+        "--protocol",
+        help="A protocol YAML merged over the dataset's, or the name of a shipped one "
+        "(e.g. synthetic-regression).",
+    ),
 ]
 Params = Annotated[
     str | None,
