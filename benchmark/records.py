@@ -336,6 +336,31 @@ def checkpoint_path(record_file: Path) -> Path:
     return record_file.with_name(record_file.name[: -len(RECORD_SUFFIX)] + CHECKPOINT_SUFFIX)
 
 
+def check_same_data(record: dict[str, Any] | None, data_fingerprint: str | None) -> None:
+    """Refuse to skip or overwrite ``record`` (a run's existing record file) with a run on other data.
+
+    A record's file name holds dataset, method, protocol fingerprint, parameters and seed, not the
+    data's content: two files read by the same dataset plugin under the same protocol (CMU-MOSI's
+    aligned and unaligned pickles, two versions of a CSV) map to the same name.
+
+    Raises:
+        UsageError: naming the record, both dataset fingerprints and the way out (another ``--out``).
+    """
+    if record is None or data_fingerprint is None:
+        return
+    theirs = record.get("dataset_fingerprint")
+    if theirs and theirs != data_fingerprint:
+        from mmbench.errors import UsageError
+
+        made_from = record.get("data_path") or (record.get("annotation") or {}).get("data_path")
+        raise UsageError(
+            f"{record.get('_path', 'the record')} holds a run of the same dataset, method, protocol and "
+            f"seed on other data (dataset fingerprint {theirs}"
+            + (f", from {made_from}" if made_from else "")
+            + f"; this data: {data_fingerprint}); write these runs to another --out folder, or remove it"
+        )
+
+
 def write_record(out_dir: Path, stem: str, record: dict[str, Any], predictions: dict[str, Any]) -> Path:
     """Write predictions first, then the record: a record on disk implies its predictions
     (and its checkpoint, which the runner writes before calling this). Sets

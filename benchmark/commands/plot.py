@@ -17,9 +17,10 @@ EPILOG = """
   mmbench plot --runs runs/                       [dim]# every record; up-to-date PNGs are kept[/dim]
   mmbench plot --runs runs/ --dataset synthetic:synergy --force
 
-For each successful run: <stem>.confusion.png (test confusion matrix), <stem>.curves.png
-(train loss and dev metric per epoch, selected epoch marked) and <stem>.per_class.png
-(per-class F1 on dev and test), beside <stem>.json.
+For each successful run, beside <stem>.json: <stem>.curves.png (train loss and dev metric per
+epoch, selected epoch marked) and, for a classification run, <stem>.confusion.png (test confusion
+matrix) and <stem>.per_class.png (per-class F1 on dev and test); for a regression run a
+predicted-vs-target scatter of the test split instead of those two.
 """
 
 
@@ -31,7 +32,8 @@ def plot(
     ] = False,
     fmt: opts.Format = opts.OutputFormat.table,
 ) -> None:
-    """Draw confusion matrix, training curves and per-class F1 for every run record."""
+    """Draw training curves and test plots (confusion matrix and per-class F1, or a regression
+    scatter) for every run record."""
     with cli_errors():
         from mmbench.errors import UsageError
         from mmbench.leaderboard.build import matches_spec

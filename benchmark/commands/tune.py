@@ -71,7 +71,11 @@ def tune(
     pruner: Annotated[str, typer.Option("--pruner", help="median, hyperband or none.")] = "median",
     seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Training seed of every trial (default: the protocol's first)."),
+        typer.Option(
+            "--seed",
+            help="Training seed of every trial (default: 1000 + the protocol's first seed, "
+            "kept apart from the retrain seeds).",
+        ),
     ] = None,
     sampler_seed: Annotated[
         int | None, typer.Option("--sampler-seed", help="Seed of the TPE sampler (reproducible proposals).")

@@ -174,7 +174,7 @@ def pending_cells(
         prep = prepare_spec(request, spec, cells, registry, reporter)
         for cell in cells:
             path = run_record_path(prep, cell.fusion, cell.seed, cell.context)
-            done = finished_record(load_record(path), request.retry_failed)
+            done = finished_record(load_record(path), request.retry_failed, prep.data.fingerprint)
             if done is not None:
                 existing.append(cell_result(cell, "existing", done))
             else:

@@ -82,9 +82,19 @@ def setup_run(
             "chose it. Retrain on other --seeds (mmbench tune trains its trials on seed 1000 + the "
             "first protocol seed by default)"
         )
+    out_file = record_path(prep.request.out_dir, stem)
+    if out_file.exists():  # never overwrite (or skip for) a run on other data under the same name
+        from mmbench.errors import DataError
+        from mmbench.records import check_same_data, load_record
+
+        try:
+            existing = load_record(out_file)
+        except DataError:  # not a readable record: the run replaces it, as before
+            existing = None
+        check_same_data(existing, data.fingerprint)
     return RunSetup(
         fusion, seed, context, plugin, params, tuning, tag, context_plugin, context_params, spec, stem,
-        record_path(prep.request.out_dir, stem), dev_t, tensors, run_info, train_overrides,
+        out_file, dev_t, tensors, run_info, train_overrides,
     )  # fmt: skip
 
 

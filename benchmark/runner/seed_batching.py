@@ -200,7 +200,7 @@ def sweep_cells_together(
         claimed, locks = [], _Locks([])
         for cell in group:
             path = run_record_path(prep, fusion, cell.seed, context)
-            done = finished_record(load_record(path), request.retry_failed)
+            done = finished_record(load_record(path), request.retry_failed, prep.data.fingerprint)
             if done is not None:
                 results[cell] = cell_result(cell, "existing", done)
                 continue
@@ -212,7 +212,7 @@ def sweep_cells_together(
             if lock.took_over is not None:
                 reporter.log(f"{cell.label()}: took over a stale lock ({lock.took_over})")
             # Another worker may have finished the cell between our check and our lock.
-            done = finished_record(load_record(path), request.retry_failed)
+            done = finished_record(load_record(path), request.retry_failed, prep.data.fingerprint)
             if done is not None:
                 lock.release()
                 results[cell] = cell_result(cell, "existing", done)

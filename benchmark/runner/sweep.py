@@ -507,7 +507,7 @@ def _run_cells(request: SweepRequest, registry: Any, reporter: Any, executor: An
             continue
         for n, cell in enumerate(cells, 1):
             path = run_record_path(prep, cell.fusion, cell.seed, cell.context)
-            done = finished_record(load_record(path), request.retry_failed)
+            done = finished_record(load_record(path), request.retry_failed, prep.data.fingerprint)
             if done is not None:
                 results.append(cell_result(cell, "existing", done))
                 continue
@@ -546,7 +546,7 @@ def run_cell_locked(
         if lock.took_over is not None:
             reporter.log(f"{cell.label()}: took over a stale lock ({lock.took_over})")
         # Another worker may have finished the cell between our check and our lock.
-        done = finished_record(load_record(path), request.retry_failed)
+        done = finished_record(load_record(path), request.retry_failed, prep.data.fingerprint)
         if done is not None:
             return cell_result(cell, "existing", done)
         reporter.log(f"{prefix}{cell.label()}")
@@ -558,8 +558,18 @@ def run_cell_locked(
         return cell_result(cell, "trained" if record.get("status") == "ok" else "failed", record)
 
 
-def finished_record(record: dict[str, Any] | None, retry_failed: bool) -> dict[str, Any] | None:
-    """An existing record that ends the cell (a failed one too, unless failures are retried)."""
+def finished_record(
+    record: dict[str, Any] | None, retry_failed: bool, data_fingerprint: str | None = None
+) -> dict[str, Any] | None:
+    """An existing record that ends the cell (a failed one too, unless failures are retried).
+
+    Raises:
+        UsageError: the record was made on other data than ``data_fingerprint`` (see
+            :func:`mmbench.records.check_same_data`).
+    """
+    from mmbench.records import check_same_data
+
+    check_same_data(record, data_fingerprint)
     if record is None or (retry_failed and record.get("status") != "ok"):
         return None
     return record

@@ -10,7 +10,8 @@ def mmbench_register_datasets(registry: Registry) -> None:
     registry.add_dataset(
         "synthetic",
         f"{_PKG}.synthetic:SyntheticDataset",
-        "Embedded IEMOCAP-shaped generator with redundant/unique/synergy/mixed presets",
+        "Embedded generator: IEMOCAP-shaped presets (redundant/unique/synergy/mixed, alignment, "
+        "context) and a sentiment regression preset (--protocol synthetic-regression)",
     )
     registry.add_dataset(
         "mfeat",
