@@ -184,6 +184,8 @@ def reproduce(record_path: Path, registry: Any, device: str = "auto", reporter: 
 
     from mmbench.runner.run import run_benchmark
 
+    if not Path(record_path).exists():
+        raise DataError("file does not exist", path=record_path)
     original = load_record(record_path)  # a malformed record is a DataError naming it (exit 2)
     if original is None:
         raise DataError("not a readable mmbench run record", path=record_path)

@@ -46,7 +46,7 @@ CASES = [
     (["robustness", "--runs", "no-such-folder"], "no such folder"),
     (["robustness", "--runs", ".", "--levels", "0,x"], "--levels expects"),
     (["robustness", "--runs", ".", "--levels", "0.5,0.1"], "--levels must be increasing"),
-    (["reproduce", "no-such-record.json"], "not a readable mmbench run record"),
+    (["reproduce", "no-such-record.json"], "no-such-record.json: file does not exist"),
     # sweep
     (["sweep", "--shard", "3/2"], "--shard 3/2: I must lie between 1 and N"),
     (["sweep", "--shard", "0/2"], "--shard 0/2: I must lie between 1 and N"),
