@@ -112,15 +112,12 @@ def bench_fusion(
     prep: Any, fusion: str, device: str, epochs: int, repeats: int, seed: int = 0
 ) -> dict[str, Any]:
     """Trainer vs bare-loop throughput, inference time, peak memory and size of one fusion."""
-    from mmbench.runner.run import build_model, fusion_params
+    from mmbench.runner.run import build_model
     from mmbench.training.memory import PeakMemory
     from mmbench.training.tensors import split_tensors
 
     registry, protocol, data = prep.registry, prep.protocol, prep.data
-    plugin = registry.create("fusion", fusion)
-    params = fusion_params(plugin, protocol["fusion"], [fusion])
-    spec = data.input_spec()
-    plugin.validate(spec, params)
+    plugin, params, spec = checked_fusion(prep, fusion)
     dev_t = torch.device(device)
     train = split_tensors(data, "train", dev_t)
     dev = split_tensors(data, "dev", dev_t)
@@ -206,6 +203,18 @@ def cli_startup(repeats: int = 5) -> dict[str, Any]:
     return out
 
 
+def checked_fusion(prep: Any, fusion: str) -> tuple[Any, dict[str, Any], Any]:
+    """The fusion plugin, its protocol parameters and the data's ``InputSpec``, checked together
+    (``FusionPlugin.validate``) as a run checks them; for the benchmarks of this module."""
+    from mmbench.runner.run import fusion_params
+
+    plugin = prep.registry.create("fusion", fusion)
+    params = fusion_params(plugin, prep.protocol["fusion"], [fusion])
+    spec = prep.data.input_spec()
+    plugin.validate(spec, params)
+    return plugin, params, spec
+
+
 def bench_report(
     prep: Any, device: str, key: str, results: list[dict[str, Any]], **extra: Any
 ) -> dict[str, Any]:
@@ -249,16 +258,13 @@ def bench_context(
     There is no bare-loop comparison: dialogue batching is the trainer's own work.
     """
     from mmbench.runner.context import context_tensors, resolve_context
-    from mmbench.runner.run import build_model, fusion_params
+    from mmbench.runner.run import build_model
     from mmbench.training.memory import PeakMemory
     from mmbench.training.tensors import split_tensors
     from mmbench.training.trainer import Trainer
 
     registry, protocol, data = prep.registry, prep.protocol, prep.data
-    plugin = registry.create("fusion", fusion)
-    params = fusion_params(plugin, protocol["fusion"], [fusion])
-    spec = data.input_spec()
-    plugin.validate(spec, params)
+    plugin, params, spec = checked_fusion(prep, fusion)
     context_plugin, context_params = resolve_context(prep, context)
     dev_t = torch.device(device)
     base = {s: split_tensors(data, s, dev_t) for s in ("train", "dev")}

@@ -114,18 +114,16 @@ def device_check(
     prep: Any, fusion: str, device: str, config: str, epochs: int, seed: int = 0
 ) -> dict[str, Any]:
     """One JSON-ready line: samples/s, step time, host syncs and peak memory (module docstring)."""
-    from mmbench.runner.run import build_model, fusion_params
+    from mmbench.runner.run import build_model
     from mmbench.tasks import task_of
+    from mmbench.tools.bench import checked_fusion
     from mmbench.training.memory import PeakMemory
     from mmbench.training.tensors import split_tensors
     from mmbench.training.trainer import Trainer, precision_name
 
     precision, compiled = CONFIGS[config]
     registry, protocol, data = prep.registry, prep.protocol, prep.data
-    plugin = registry.create("fusion", fusion)
-    params = fusion_params(plugin, protocol["fusion"], [fusion])
-    spec = data.input_spec()
-    plugin.validate(spec, params)
+    plugin, params, spec = checked_fusion(prep, fusion)
     dev_t = torch.device(device)
     train, dev = split_tensors(data, "train", dev_t), split_tensors(data, "dev", dev_t)
     torch.manual_seed(seed)
